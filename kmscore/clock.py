@@ -1,0 +1,50 @@
+"""Injectable time. Production uses SimClock, whose offset tests can advance."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class SimClock:
+    """Wall-clock time plus an offset that only moves forward (simulated time)."""
+
+    def __init__(self, offset_seconds: float = 0.0) -> None:
+        self._offset = offset_seconds
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(time.time() + self._offset, tz=UTC)
+
+    def advance(self, seconds: float) -> datetime:
+        if seconds < 0:
+            raise ValueError("simulated time only moves forward")
+        with self._lock:
+            self._offset += seconds
+        return self.now()
+
+    @property
+    def offset_seconds(self) -> float:
+        return self._offset
+
+
+class FixedClock:
+    """A clock that stands still until told to move (unit tests)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        self._now += timedelta(seconds=seconds)
+        return self._now

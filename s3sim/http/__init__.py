@@ -1,0 +1,1 @@
+"""aiohttp adapters: SigV4 auth, payload decoding, routing and wire formats."""
