@@ -1,0 +1,94 @@
+"""The S3 layer's view of encrypted blob storage, and deferred deletion of garbage blobs.
+
+`BlobStore` is the seam to s3sim.storage (see engine.py for the binding to the
+storage engine); unit tests may pass an in-memory implementation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class BlobHeader:
+    """What a blob's header binds; rebuilt from the index when the blob is read."""
+
+    kind: str  # "object" | "part"
+    object_id: str  # unique per blob: "<object id>" or "<object id>#<part number>"
+    key_arn: str
+    wrapped_key: bytes
+    context: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Written:
+    blob_id: str
+    size: int
+    md5_hex: str
+    checksums: Mapping[str, str]  # algorithm -> base64
+
+
+class BlobReader(Protocol):
+    def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]: ...
+
+
+class BlobStore(Protocol):
+    async def write(
+        self,
+        chunks: AsyncIterator[bytes],
+        data_key: bytes,
+        header: BlobHeader,
+        checksum_algorithms: tuple[str, ...],
+    ) -> Written: ...
+
+    def open(self, blob_id: str, data_key: bytes, header: BlobHeader) -> BlobReader: ...
+
+    def delete(self, blob_id: str) -> None: ...
+
+    def list_ids(self) -> Iterable[str]: ...
+
+
+class Garbage:
+    """Deletes replaced blobs, but only once no reader has them pinned."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._pins: dict[str, int] = {}
+        self._doomed: set[str] = set()
+
+    def pin(self, blob_ids: Iterable[str]) -> Callable[[], None]:
+        """Keep these blobs until the returned release function is called (once)."""
+        ids = list(blob_ids)
+        for b in ids:
+            self._pins[b] = self._pins.get(b, 0) + 1
+
+        def release() -> None:
+            for b in ids:
+                self._pins[b] -= 1
+                if not self._pins[b]:
+                    del self._pins[b]
+                    if b in self._doomed:
+                        self._doomed.discard(b)
+                        self._delete(b)
+
+        return release
+
+    def delete(self, blob_ids: Iterable[str]) -> None:
+        for b in blob_ids:
+            if b in self._pins:
+                self._doomed.add(b)
+            else:
+                self._delete(b)
+
+    def _delete(self, blob_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._store.delete(blob_id)
+
+    def sweep(self, referenced: set[str]) -> int:
+        """Remove blobs no committed row references (crash leftovers); returns the count."""
+        orphans = [b for b in self._store.list_ids() if b not in referenced]
+        self.delete(orphans)
+        return len(orphans)

@@ -1,0 +1,163 @@
+"""Conversion between S3 models and the index's plain rows (meta columns as JSON)."""
+
+from __future__ import annotations
+
+import json
+from base64 import b64decode, b64encode
+from datetime import UTC, datetime
+from typing import Any
+
+from s3sim.s3.models import (
+    BucketInfo,
+    EncryptionRule,
+    ObjectInfo,
+    PartInfo,
+    Segment,
+    SseRecord,
+    UploadInfo,
+)
+from s3sim.storage.index import BucketRow, ObjectRow, PartRow, UploadRow
+
+
+def ts(dt: datetime) -> float:
+    return dt.timestamp()
+
+
+def dt(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def sse_to_json(rec: SseRecord) -> dict[str, Any]:
+    return {
+        "alg": rec.algorithm,
+        "wk": b64encode(rec.wrapped_key).decode(),
+        "arn": rec.key_arn,
+        "ctx": dict(rec.context),
+        "ctxh": rec.context_b64,
+        "bk": rec.bucket_key,
+        "salt": b64encode(rec.ssec_salt).decode(),
+        "mac": b64encode(rec.ssec_hmac).decode(),
+        "kmd5": rec.ssec_key_md5,
+    }
+
+
+def sse_from_json(d: dict[str, Any]) -> SseRecord:
+    return SseRecord(
+        algorithm=d["alg"],
+        wrapped_key=b64decode(d["wk"]),
+        key_arn=d["arn"],
+        context=d["ctx"],
+        context_b64=d["ctxh"],
+        bucket_key=d["bk"],
+        ssec_salt=b64decode(d["salt"]),
+        ssec_hmac=b64decode(d["mac"]),
+        ssec_key_md5=d["kmd5"],
+    )
+
+
+def bucket_from_row(row: BucketRow) -> BucketInfo:
+    enc = None
+    if row.encryption:
+        e = json.loads(row.encryption)
+        enc = EncryptionRule(e["alg"], e.get("key"), e.get("bk", False))
+    return BucketInfo(row.name, row.account, row.owner_arn, row.region, dt(row.created), enc)
+
+
+def encryption_to_json(rule: EncryptionRule) -> str:
+    return json.dumps(
+        {"alg": rule.algorithm, "key": rule.kms_key_id, "bk": rule.bucket_key_enabled}
+    )
+
+
+def object_to_row(info: ObjectInfo) -> ObjectRow:
+    meta = {
+        "ct": info.content_type,
+        "um": dict(info.metadata),
+        "h": dict(info.headers),
+        "sse": sse_to_json(info.sse),
+        "ck": dict(info.checksums),
+        "ckt": info.checksum_type,
+        "pc": info.parts_count,
+    }
+    segments = [[s.blob_id, s.size] for s in info.segments]
+    return ObjectRow(
+        info.bucket,
+        info.key,
+        info.object_id,
+        info.size,
+        info.etag,
+        ts(info.last_modified),
+        info.owner_account,
+        json.dumps(segments),
+        json.dumps(meta),
+    )
+
+
+def object_from_row(row: ObjectRow) -> ObjectInfo:
+    m = json.loads(row.meta)
+    return ObjectInfo(
+        bucket=row.bucket,
+        key=row.key,
+        size=row.size,
+        etag=row.etag,
+        last_modified=dt(row.last_modified),
+        content_type=m["ct"],
+        metadata=m["um"],
+        headers=m["h"],
+        sse=sse_from_json(m["sse"]),
+        checksums=m["ck"],
+        segments=tuple(Segment(b, s) for b, s in json.loads(row.segments)),
+        object_id=row.object_id,
+        owner_account=row.owner_account,
+        parts_count=m["pc"],
+        checksum_type=m["ckt"],
+    )
+
+
+def upload_to_row(u: UploadInfo) -> UploadRow:
+    meta = {
+        "arn": u.owner_arn,
+        "ct": u.content_type,
+        "um": dict(u.metadata),
+        "h": dict(u.headers),
+        "sse": sse_to_json(u.sse),
+        "ca": u.checksum_algorithm,
+    }
+    return UploadRow(
+        u.upload_id, u.bucket, u.key, ts(u.initiated), u.owner_account, json.dumps(meta)
+    )
+
+
+def upload_from_row(row: UploadRow) -> UploadInfo:
+    m = json.loads(row.meta)
+    return UploadInfo(
+        upload_id=row.upload_id,
+        bucket=row.bucket,
+        key=row.key,
+        initiated=dt(row.initiated),
+        owner_account=row.owner_account,
+        owner_arn=m["arn"],
+        content_type=m["ct"],
+        metadata=m["um"],
+        headers=m["h"],
+        sse=sse_from_json(m["sse"]),
+        checksum_algorithm=m["ca"],
+    )
+
+
+def part_to_row(p: PartInfo) -> PartRow:
+    meta = json.dumps({"ck": dict(p.checksums)})
+    return PartRow(p.upload_id, p.part_number, p.blob_id, p.size, p.etag, ts(p.last_modified), meta)
+
+
+def part_from_row(row: PartRow) -> PartInfo:
+    m = json.loads(row.meta)
+    return PartInfo(
+        row.upload_id,
+        row.part_number,
+        row.blob_id,
+        row.size,
+        row.etag,
+        dt(row.last_modified),
+        m["ck"],
+    )

@@ -1,0 +1,316 @@
+"""Object operations: put, get, head, delete, delete many, copy."""
+
+from __future__ import annotations
+
+import binascii
+from base64 import b64decode, b64encode
+from collections.abc import AsyncIterator, Mapping
+
+from kmscore.caller import Caller
+from s3sim.s3 import codec
+from s3sim.s3.blobs import BlobHeader, Written
+from s3sim.s3.core import Core, check_key
+from s3sim.s3.errors import S3Error
+from s3sim.s3.models import (
+    BucketInfo,
+    ChecksumRequest,
+    Conditions,
+    CustomerKey,
+    DeleteResult,
+    GetResult,
+    ObjectInfo,
+    PutResult,
+    Segment,
+    SseRecord,
+    SseRequest,
+)
+from s3sim.s3.reading import Body, check_conditions, parse_range, plan_segments, segment_header
+
+MAX_PUT = 5 * 1024**3
+MAX_METADATA = 2048
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
+
+
+def blob_header(kind: str, object_id: str, sse: SseRecord) -> BlobHeader:
+    return BlobHeader(kind, object_id, sse.key_arn or sse.algorithm, sse.wrapped_key, sse.context)
+
+
+def check_metadata(metadata: Mapping[str, str]) -> None:
+    if sum(len(k) + len(v) for k, v in metadata.items()) > MAX_METADATA:
+        raise S3Error("MetadataTooLarge")
+
+
+def check_checksum_request(ck: ChecksumRequest | None) -> tuple[str, ...]:
+    """Validate what can be validated before the body is read; the algorithms to compute."""
+    if ck is None:
+        return ()
+    if ck.content_md5 is not None:
+        try:
+            if len(b64decode(ck.content_md5, validate=True)) != 16:
+                raise ValueError
+        except (ValueError, binascii.Error):
+            raise S3Error("InvalidDigest") from None
+    if ck.algorithm is None:
+        return ()
+    if ck.algorithm not in CHECKSUM_ALGORITHMS:
+        raise S3Error("InvalidRequest", f"Checksum algorithm {ck.algorithm} is not supported")
+    return (ck.algorithm,)
+
+
+def verify_written(w: Written, ck: ChecksumRequest | None) -> dict[str, str]:
+    """Compare the body's digests with what the client sent; the checksums to store."""
+    if ck is None:
+        return {}
+    if ck.content_md5 is not None:
+        if b64decode(ck.content_md5) != bytes.fromhex(w.md5_hex):
+            raise S3Error("BadDigest", ExpectedDigest=ck.content_md5)
+    if ck.algorithm is None:
+        return {}
+    expected = ck.value if ck.value is not None else (ck.trailer() if ck.trailer else None)
+    actual = w.checksums[ck.algorithm]
+    if expected is not None and expected != actual:
+        raise S3Error(
+            "BadDigest", f"The {ck.algorithm} you specified did not match the calculated checksum."
+        )
+    return {ck.algorithm: actual}
+
+
+class Objects:
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    # -- write ---------------------------------------------------------------------
+
+    async def put(
+        self,
+        caller: Caller,
+        bucket: str,
+        key: str,
+        body: AsyncIterator[bytes],
+        *,
+        sse: SseRequest,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        checksum: ChecksumRequest | None = None,
+        size_hint: int | None = None,
+    ) -> PutResult:
+        check_key(key)
+        if size_hint is not None and size_hint > MAX_PUT:
+            raise S3Error(
+                "EntityTooLarge", MaxSizeAllowed=str(MAX_PUT), ProposedSize=str(size_hint)
+            )
+        if self._core.is_staging(bucket):
+            return await self._put_staging(caller, key, body, content_type, size_hint)
+        info = self._core.bucket(caller, bucket, "s3:PutObject")
+        check_metadata(metadata or {})
+        obj = await self.store_object(
+            caller, info, key, body, sse, content_type, metadata or {}, headers or {}, checksum
+        )
+        return PutResult(
+            obj.etag, obj.size, obj.sse, obj.checksums, obj.last_modified, obj.checksum_type
+        )
+
+    async def _put_staging(
+        self,
+        caller: Caller,
+        key: str,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        size_hint: int | None,
+    ) -> PutResult:
+        sink = self._core.staging_sink
+        assert sink is not None
+        sink.validate(caller, key)
+        etag, size = await sink.ingest(caller, key, body, content_type, size_hint)
+        return PutResult(etag, size, SseRecord("AES256"), {}, self._core.clock.now())
+
+    async def store_object(
+        self,
+        caller: Caller,
+        bucket: BucketInfo,
+        key: str,
+        body: AsyncIterator[bytes],
+        sse: SseRequest,
+        content_type: str | None,
+        metadata: Mapping[str, str],
+        headers: Mapping[str, str],
+        checksum: ChecksumRequest | None,
+    ) -> ObjectInfo:
+        """Encrypt a body into a new blob and commit it as bucket/key (the commit point)."""
+        algorithms = check_checksum_request(checksum)
+        core = self._core
+        object_id = core.new_id()
+        rec, data_key = core.keys.new_key(
+            caller, bucket.name, key, core.keys.resolve(sse, bucket.encryption), object_id
+        )
+        written = await core.store.write(
+            body, data_key, blob_header("object", object_id, rec), algorithms
+        )
+        try:
+            checksums = verify_written(written, checksum)
+        except S3Error:
+            core.garbage.delete([written.blob_id])
+            raise
+        info = ObjectInfo(
+            bucket=bucket.name,
+            key=key,
+            size=written.size,
+            etag=written.md5_hex,
+            last_modified=core.clock.now(),
+            content_type=content_type or DEFAULT_CONTENT_TYPE,
+            metadata=dict(metadata),
+            headers=dict(headers),
+            sse=rec,
+            checksums=checksums,
+            segments=(Segment(written.blob_id, written.size),),
+            object_id=object_id,
+            owner_account=bucket.account,
+            checksum_type="FULL_OBJECT" if checksums else None,
+        )
+        old = core.index.put_object(codec.object_to_row(info))
+        if old is not None:
+            core.garbage.delete(old.blob_ids())
+        return info
+
+    # -- read ----------------------------------------------------------------------
+
+    def head(
+        self,
+        caller: Caller,
+        bucket: str,
+        key: str,
+        *,
+        conditions: Conditions | None = None,
+        customer: CustomerKey | None = None,
+    ) -> ObjectInfo:
+        info = self.lookup(caller, bucket, key, "s3:GetObject")
+        if info.sse.algorithm == "SSE-C" or customer is not None:
+            self._core.keys.data_key(caller, info.sse, info.object_id, customer)
+        check_conditions(info, conditions or Conditions())
+        return info
+
+    def lookup(self, caller: Caller, bucket: str, key: str, action: str) -> ObjectInfo:
+        self._core.bucket(caller, bucket, action)
+        row = self._core.index.get_object(bucket, key)
+        if row is None:
+            raise S3Error("NoSuchKey", Key=key)
+        return codec.object_from_row(row)
+
+    def get(
+        self,
+        caller: Caller,
+        bucket: str,
+        key: str,
+        *,
+        range_header: str | None = None,
+        conditions: Conditions | None = None,
+        customer: CustomerKey | None = None,
+    ) -> GetResult:
+        info = self.lookup(caller, bucket, key, "s3:GetObject")
+        check_conditions(info, conditions or Conditions())
+        span = parse_range(range_header, info.size)
+        data_key = self._core.keys.data_key(caller, info.sse, info.object_id, customer)
+        start, end = span or (0, info.size)
+        return GetResult(
+            info, self.open_body(info, data_key, start, end), start, end, span is not None
+        )
+
+    def open_body(self, info: ObjectInfo, data_key: bytes, start: int, end: int) -> Body:
+        """Open (and so verify) the segments covering [start, end) and pin their blobs."""
+        release = self._core.garbage.pin(s.blob_id for s in info.segments)
+        try:
+            readers = [
+                (
+                    self._core.store.open(
+                        info.segments[i].blob_id, data_key, segment_header(info, i)
+                    ),
+                    lo,
+                    hi,
+                )
+                for i, lo, hi in plan_segments(info, start, end)
+            ]
+        except BaseException:
+            release()
+            raise
+        return Body(readers, release)
+
+    # -- delete --------------------------------------------------------------------
+
+    def delete(self, caller: Caller, bucket: str, key: str) -> None:
+        self._core.bucket(caller, bucket, "s3:DeleteObject")
+        old = self._core.index.delete_object(bucket, key)
+        if old is not None:
+            self._core.garbage.delete(old.blob_ids())
+
+    def delete_many(self, caller: Caller, bucket: str, keys: list[str]) -> list[DeleteResult]:
+        self._core.bucket(caller, bucket, "s3:DeleteObject")
+        if len(keys) > 1000:
+            raise S3Error("MalformedXML")
+        out = []
+        for key in keys:
+            try:
+                self.delete(caller, bucket, key)
+                out.append(DeleteResult(key))
+            except S3Error as err:
+                out.append(DeleteResult(key, err.code, err.message))
+        return out
+
+    # -- copy ----------------------------------------------------------------------
+
+    async def copy(
+        self,
+        caller: Caller,
+        src_bucket: str,
+        src_key: str,
+        bucket: str,
+        key: str,
+        *,
+        sse: SseRequest,
+        replace_metadata: bool = False,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        source_conditions: Conditions | None = None,
+        source_customer: CustomerKey | None = None,
+    ) -> tuple[ObjectInfo, ObjectInfo]:
+        """CopyObject: decrypt the source, re-encrypt under the destination's settings."""
+        check_key(key)
+        if self._core.is_staging(bucket) or self._core.is_staging(src_bucket):
+            raise S3Error("AccessDenied")
+        src = self.lookup(caller, src_bucket, src_key, "s3:GetObject")
+        dst = self._core.bucket(caller, bucket, "s3:PutObject")
+        if (src_bucket, src_key) == (bucket, key) and not replace_metadata:
+            if sse.algorithm is None and sse.customer is None:
+                raise S3Error(
+                    "InvalidRequest",
+                    "This copy request is illegal because it is trying to copy an object to itself "
+                    "without changing the object's metadata, storage class, website redirect "
+                    "location or encryption attributes.",
+                )
+        check_conditions(src, source_conditions or Conditions())
+        if src.size > MAX_PUT:
+            raise S3Error(
+                "InvalidRequest",
+                "The specified copy source is larger than the maximum allowable size for a copy "
+                f"source: {MAX_PUT}",
+            )
+        data_key = self._core.keys.data_key(caller, src.sse, src.object_id, source_customer)
+        body = self.open_body(src, data_key, 0, src.size)
+        if not replace_metadata:
+            content_type, metadata, headers = src.content_type, src.metadata, src.headers
+        check_metadata(metadata or {})
+        algs = tuple(src.checksums)[:1]
+        ck = ChecksumRequest(algorithm=algs[0]) if algs else None
+        try:
+            new = await self.store_object(
+                caller, dst, key, body, sse, content_type, metadata or {}, headers or {}, ck
+            )
+        finally:
+            await body.aclose()
+        return new, src
+
+
+def md5_b64(md5_hex: str) -> str:
+    return b64encode(bytes.fromhex(md5_hex)).decode()

@@ -1,0 +1,288 @@
+"""The S3 metadata index: SQLite (WAL), the commit point of every write.
+
+Rows are plain values; `meta` columns are opaque text owned by the caller (the S3
+layer). A key points to one immutable object version (its blob ids live in
+`segments`, a JSON list); an overwrite replaces the row in one transaction and the
+caller deletes the replaced blobs after the commit. Blobs no row references are
+orphans (a crash between blob write and commit) and are removed at startup.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS buckets (
+    name TEXT PRIMARY KEY, account TEXT NOT NULL, owner_arn TEXT NOT NULL,
+    region TEXT NOT NULL, created REAL NOT NULL, encryption TEXT
+);
+CREATE TABLE IF NOT EXISTS objects (
+    bucket TEXT NOT NULL, key TEXT NOT NULL, object_id TEXT NOT NULL,
+    size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL,
+    owner_account TEXT NOT NULL, segments TEXT NOT NULL, meta TEXT NOT NULL,
+    PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY, bucket TEXT NOT NULL, key TEXT NOT NULL,
+    initiated REAL NOT NULL, owner_account TEXT NOT NULL, meta TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS uploads_by_key ON uploads (bucket, key, upload_id);
+CREATE TABLE IF NOT EXISTS parts (
+    upload_id TEXT NOT NULL, part_number INTEGER NOT NULL, blob_id TEXT NOT NULL,
+    size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL, meta TEXT NOT NULL,
+    PRIMARY KEY (upload_id, part_number)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class BucketRow:
+    name: str
+    account: str
+    owner_arn: str
+    region: str
+    created: float
+    encryption: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectRow:
+    bucket: str
+    key: str
+    object_id: str
+    size: int
+    etag: str
+    last_modified: float
+    owner_account: str
+    segments: str  # JSON list of [blob_id, size]
+    meta: str
+
+    def blob_ids(self) -> list[str]:
+        return [s[0] for s in json.loads(self.segments)]
+
+
+@dataclass(frozen=True)
+class UploadRow:
+    upload_id: str
+    bucket: str
+    key: str
+    initiated: float
+    owner_account: str
+    meta: str
+
+
+@dataclass(frozen=True)
+class PartRow:
+    upload_id: str
+    part_number: int
+    blob_id: str
+    size: int
+    etag: str
+    last_modified: float
+    meta: str
+
+
+class Index:
+    """Thread-safe (one connection behind a lock); every method is one transaction."""
+
+    def __init__(self, path: Path, fsync: bool = True) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _one(self, sql: str, args: tuple) -> tuple | None:
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()
+
+    # -- buckets -------------------------------------------------------------------
+
+    def create_bucket(self, row: BucketRow) -> BucketRow | None:
+        """Insert; returns the existing row instead when the name is taken."""
+        with self._tx() as db:
+            cur = db.execute("SELECT * FROM buckets WHERE name=?", (row.name,)).fetchone()
+            if cur:
+                return BucketRow(*cur)
+            db.execute("INSERT INTO buckets VALUES (?,?,?,?,?,?)", _values(row))
+            return None
+
+    def get_bucket(self, name: str) -> BucketRow | None:
+        r = self._one("SELECT * FROM buckets WHERE name=?", (name,))
+        return BucketRow(*r) if r else None
+
+    def list_buckets(self, account: str) -> list[BucketRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM buckets WHERE account=? ORDER BY name", (account,)
+            ).fetchall()
+        return [BucketRow(*r) for r in rows]
+
+    def delete_bucket(self, name: str) -> bool:
+        """Delete an empty bucket (aborting nothing); False when it has objects or uploads."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
+                return False
+            if db.execute("SELECT 1 FROM uploads WHERE bucket=? LIMIT 1", (name,)).fetchone():
+                return False
+            db.execute("DELETE FROM buckets WHERE name=?", (name,))
+            return True
+
+    def set_bucket_encryption(self, name: str, encryption: str | None) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE buckets SET encryption=? WHERE name=?", (encryption, name))
+
+    # -- objects -------------------------------------------------------------------
+
+    def put_object(self, row: ObjectRow) -> ObjectRow | None:
+        """Point bucket/key at a new version; returns the replaced row (its blobs are garbage)."""
+        with self._tx() as db:
+            old = _object(db, row.bucket, row.key)
+            db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?)", _values(row))
+            return old
+
+    def get_object(self, bucket: str, key: str) -> ObjectRow | None:
+        with self._lock:
+            return _object(self._db, bucket, key)
+
+    def delete_object(self, bucket: str, key: str) -> ObjectRow | None:
+        with self._tx() as db:
+            old = _object(db, bucket, key)
+            if old:
+                db.execute("DELETE FROM objects WHERE bucket=? AND key=?", (bucket, key))
+            return old
+
+    def scan_objects(
+        self, bucket: str, lower: str, inclusive: bool, upper: str | None, limit: int
+    ) -> list[ObjectRow]:
+        """Objects with lower <(=) key < upper, in UTF-8 byte order (indexed range scan)."""
+        op = ">=" if inclusive else ">"
+        sql = f"SELECT * FROM objects WHERE bucket=? AND key {op} ?"
+        args: tuple = (bucket, lower)
+        if upper is not None:
+            sql += " AND key < ?"
+            args += (upper,)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY key LIMIT ?", (*args, limit)).fetchall()
+        return [ObjectRow(*r) for r in rows]
+
+    # -- multipart -----------------------------------------------------------------
+
+    def create_upload(self, row: UploadRow) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?)", _values(row))
+
+    def get_upload(self, upload_id: str) -> UploadRow | None:
+        r = self._one("SELECT * FROM uploads WHERE upload_id=?", (upload_id,))
+        return UploadRow(*r) if r else None
+
+    def list_uploads(
+        self, bucket: str, prefix: str, key_marker: str, id_marker: str, limit: int
+    ) -> list[UploadRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM uploads WHERE bucket=? AND key >= ? AND key < ? AND "
+                "(key > ? OR (key = ? AND upload_id > ?)) ORDER BY key, upload_id LIMIT ?",
+                (bucket, prefix, prefix_upper(prefix), key_marker, key_marker, id_marker, limit),
+            ).fetchall()
+        return [UploadRow(*r) for r in rows]
+
+    def put_part(self, row: PartRow) -> PartRow | None:
+        """Store a part (KeyError when the upload is gone); returns the replaced part, if any."""
+        with self._tx() as db:
+            if not db.execute(
+                "SELECT 1 FROM uploads WHERE upload_id=?", (row.upload_id,)
+            ).fetchone():
+                raise KeyError(row.upload_id)
+            old = db.execute(
+                "SELECT * FROM parts WHERE upload_id=? AND part_number=?",
+                (row.upload_id, row.part_number),
+            ).fetchone()
+            db.execute("INSERT OR REPLACE INTO parts VALUES (?,?,?,?,?,?,?)", _values(row))
+            return PartRow(*old) if old else None
+
+    def list_parts(self, upload_id: str, after: int = 0, limit: int = 10_000) -> list[PartRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM parts WHERE upload_id=? AND part_number > ? "
+                "ORDER BY part_number LIMIT ?",
+                (upload_id, after, limit),
+            ).fetchall()
+        return [PartRow(*r) for r in rows]
+
+    def complete_upload(
+        self, upload_id: str, row: ObjectRow, used_blobs: set[str]
+    ) -> list[str] | None:
+        """Commit the object and drop the upload; returns garbage blob ids (None: no upload)."""
+        with self._tx() as db:
+            if not db.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone():
+                return None
+            parts = db.execute("SELECT blob_id FROM parts WHERE upload_id=?", (upload_id,))
+            garbage = [b for (b,) in parts.fetchall() if b not in used_blobs]
+            old = _object(db, row.bucket, row.key)
+            if old:
+                garbage += old.blob_ids()
+            db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?)", _values(row))
+            db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
+            db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
+            return garbage
+
+    def abort_upload(self, upload_id: str) -> list[str] | None:
+        """Drop an upload and its parts; returns their blob ids (None: no such upload)."""
+        with self._tx() as db:
+            if not db.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone():
+                return None
+            parts = db.execute("SELECT blob_id FROM parts WHERE upload_id=?", (upload_id,))
+            blobs = [b for (b,) in parts.fetchall()]
+            db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
+            db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
+            return blobs
+
+    # -- garbage -------------------------------------------------------------------
+
+    def referenced_blobs(self) -> set[str]:
+        """Every blob id a committed row points to (for orphan cleanup at startup)."""
+        with self._lock:
+            out = {b for (b,) in self._db.execute("SELECT blob_id FROM parts")}
+            for (segs,) in self._db.execute("SELECT segments FROM objects"):
+                out.update(s[0] for s in json.loads(segs))
+        return out
+
+
+def prefix_upper(prefix: str) -> str:
+    """The least string greater than every string that starts with `prefix`."""
+    for i in range(len(prefix) - 1, -1, -1):
+        if ord(prefix[i]) < 0x10FFFF:
+            return prefix[:i] + chr(ord(prefix[i]) + 1)
+    return "\U0010ffff" * 64
+
+
+def _object(db: sqlite3.Connection, bucket: str, key: str) -> ObjectRow | None:
+    r = db.execute("SELECT * FROM objects WHERE bucket=? AND key=?", (bucket, key)).fetchone()
+    return ObjectRow(*r) if r else None
+
+
+def _values(row: object) -> tuple:
+    return tuple(row.__dict__.values())
