@@ -58,7 +58,7 @@ def percentile(sorted_values: list[float] | array, p: float) -> float:
     n = len(sorted_values)
     if n == 0:
         return math.nan
-    rank = max(1, math.ceil(p / 100.0 * n))
+    rank = max(1, math.ceil(p * n / 100.0 - 1e-9))
     return sorted_values[min(rank, n) - 1]
 
 

@@ -1,0 +1,133 @@
+"""The raw HTTP/1.1 client against canned server bytes: framing, keep-alive, timeouts."""
+
+import asyncio
+
+import pytest
+
+from s3sim.loadtest.rawhttp import (
+    ConnectionFailed,
+    Endpoint,
+    HttpConnection,
+    RequestTimeout,
+)
+
+
+async def canned(replies: list[list[bytes]], close_after: bool = False):
+    """A server answering each request (read up to the blank line + Content-Length) with the
+    next reply, written as separate chunks."""
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while replies:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            body = await reader.readexactly(length)
+            seen.append(head + body)
+            for part in replies.pop(0):
+                writer.write(part)
+                await writer.drain()
+                await asyncio.sleep(0)
+            if close_after:
+                break
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, Endpoint.parse(f"http://127.0.0.1:{port}"), seen
+
+
+ERR = b"<Error><Code>NoSuchKey</Code></Error>"
+
+
+async def test_content_length_keep_alive_and_bodies():
+    replies = [
+        [b'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: "e"\r\n\r\nhel', b"lo"],
+        [b"HTTP/1.1 404 Not Found\r\nContent-Length: %d\r\n\r\n%s" % (len(ERR), ERR)],
+    ]
+    server, ep, seen = await canned(replies)
+    async with server:
+        conn = HttpConnection(ep)
+        r1 = await conn.request("GET", "/b/k", {})
+        assert (r1.status, r1.nbytes, r1.body, r1.headers["etag"]) == (200, 5, b"", '"e"')
+        r2 = await conn.request("PUT", "/b/k", {"Content-Length": "3"}, [memoryview(b"abc")])
+        assert r2.status == 404 and r2.body.startswith(b"<Error><Code>NoSuchKey")
+        assert seen[1].endswith(b"\r\n\r\nabc") and b"Host: 127.0.0.1:" in seen[1]
+        conn.close()
+
+
+async def test_chunked_with_trailers_and_100_continue():
+    replies = [
+        [
+            b"HTTP/1.1 100 Continue\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab",
+            b"cd\r\n3;ext=1\r\nefg\r\n0\r\nx-trailer: 1\r\n\r\n",
+        ],
+        [b"HTTP/1.1 204 No Content\r\n\r\n"],
+    ]
+    server, ep, _ = await canned(replies)
+    async with server:
+        conn = HttpConnection(ep)
+        r = await conn.request("GET", "/", {}, keep_body=True)
+        assert (r.status, r.body, r.nbytes) == (200, b"abcdefg", 7)
+        assert (await conn.request("DELETE", "/", {})).status == 204
+        conn.close()
+
+
+async def test_body_until_eof_and_reconnect_after_close():
+    replies = [
+        [b"HTTP/1.0 200 OK\r\n\r\n", b"x" * 1000],
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"],
+    ]
+    server, ep, seen = await canned(replies, close_after=True)
+    async with server:
+        conn = HttpConnection(ep)
+        r = await conn.request("GET", "/", {})
+        assert (r.status, r.nbytes) == (200, 1000)
+        r = await conn.request("HEAD", "/", {})  # new connection, server closes after it
+        assert r.status == 200 and len(seen) == 2
+        conn.close()
+
+
+async def test_large_upload_in_slices():
+    payload = memoryview(bytes(range(256)) * (3 * 4096 + 1))  # ~3 MiB, not slice-aligned
+    replies = [[b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"]]
+    server, ep, seen = await canned(replies)
+    async with server:
+        conn = HttpConnection(ep)
+        headers = {"Content-Length": str(len(payload))}
+        assert (await conn.request("PUT", "/big", headers, [payload])).status == 200
+        assert seen[0].endswith(bytes(payload))
+        conn.close()
+
+
+async def test_timeout_and_refused():
+    async def silent(reader, writer):
+        await reader.read(100)
+        await asyncio.sleep(5)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        conn = HttpConnection(Endpoint.parse(f"http://127.0.0.1:{port}"), timeout_s=0.2)
+        with pytest.raises(RequestTimeout):
+            await conn.request("GET", "/", {})
+        conn.close()
+    with pytest.raises(ConnectionFailed):
+        await HttpConnection(Endpoint.parse("http://127.0.0.1:1")).request("GET", "/", {})
+
+
+async def test_garbage_reply_is_a_connection_failure():
+    server, ep, _ = await canned([[b"SSH-2.0-nope\r\n\r\n"]])
+    async with server:
+        with pytest.raises(ConnectionFailed):
+            await HttpConnection(ep).request("GET", "/", {})
+
+
+def test_endpoint_parse():
+    assert Endpoint.parse("http://localhost").host_header == "localhost"
+    assert Endpoint.parse("https://h:8443").port == 8443
+    with pytest.raises(ValueError):
+        Endpoint.parse("ftp://x")
