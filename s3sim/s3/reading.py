@@ -28,9 +28,9 @@ def check_conditions(info: ObjectInfo, cond: Conditions) -> None:
         raise S3Error("PreconditionFailed", Condition="If-Unmodified-Since")
     if cond.if_none_match is not None:
         if _etag_matches(cond.if_none_match, info.etag):
-            raise S3Error("NotModified")
+            raise S3Error("NotModified", ETag=f'"{info.etag}"')
     elif cond.if_modified_since is not None and lm <= cond.if_modified_since:
-        raise S3Error("NotModified")
+        raise S3Error("NotModified", ETag=f'"{info.etag}"')
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
