@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""The benchmark baseline: a bare aiohttp object server on the same HTTP stack and disk as
+s3sim, without S3 semantics, auth or crypto.
+
+PUT /<bucket>/<key> streams the body to a temp file and renames it over the key's file;
+GET streams the file back (HEAD answers its size); PUT/HEAD /<bucket> create/check the
+bucket directory. Large writes and reads go through a worker thread in 1 MiB blocks, so
+the event loop is never blocked by disk I/O on big buffers (as s3sim must do).
+
+    python scripts/baseline_server.py --port 9100 --data-dir /tmp/base [--fsync]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import web
+
+BLOCK = 1 << 20
+NO_SUCH_KEY = (
+    b"<Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>"
+)
+NO_SUCH_BUCKET = (
+    b"<Error><Code>NoSuchBucket</Code><Message>The bucket does not exist.</Message></Error>"
+)
+
+
+class Store:
+    def __init__(self, root: Path, fsync: bool) -> None:
+        self.root = root
+        self.fsync = fsync
+
+    def bucket(self, name: str) -> Path:
+        return self.root / quote(name, safe="")
+
+    def object(self, bucket: str, key: str) -> Path:
+        return self.bucket(bucket) / quote(key, safe="")
+
+
+def _write_file(f, data: bytes | bytearray) -> None:
+    f.write(data)
+
+
+async def put_object(store: Store, request: web.Request, path: Path) -> web.Response:
+    tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+    buf = bytearray()
+    with open(tmp, "wb") as f:
+        async for chunk in request.content.iter_chunked(BLOCK):
+            buf += chunk
+            if len(buf) >= BLOCK:
+                await asyncio.to_thread(_write_file, f, bytes(buf))
+                buf.clear()
+        f.write(buf)
+        if store.fsync:
+            await asyncio.to_thread(os.fsync, f.fileno())
+    os.replace(tmp, path)
+    return web.Response(headers={"ETag": '"baseline"'})
+
+
+async def get_object(request: web.Request, path: Path) -> web.StreamResponse:
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return web.Response(status=404, body=NO_SUCH_KEY, content_type="application/xml")
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        resp = web.StreamResponse(headers={"ETag": '"baseline"'})
+        resp.content_length = size
+        resp.content_type = "application/octet-stream"
+        await resp.prepare(request)
+        if request.method == "HEAD":
+            return resp
+        while True:
+            block = f.read(BLOCK) if size <= BLOCK else await asyncio.to_thread(f.read, BLOCK)
+            if not block:
+                break
+            await resp.write(block)
+        await resp.write_eof()
+        return resp
+
+
+def make_app(store: Store) -> web.Application:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        bucket, _, key = request.path.lstrip("/").partition("/")
+        if not bucket:
+            return web.Response(body=b"<ListAllMyBucketsResult/>", content_type="application/xml")
+        if not key:
+            bdir = store.bucket(bucket)
+            if request.method == "PUT":
+                bdir.mkdir(exist_ok=True)
+                return web.Response()
+            if bdir.is_dir():
+                return web.Response()
+            return web.Response(status=404, body=NO_SUCH_BUCKET, content_type="application/xml")
+        path = store.object(bucket, key)
+        if request.method == "PUT":
+            try:
+                return await put_object(store, request, path)
+            except FileNotFoundError:  # no bucket directory
+                return web.Response(status=404, body=NO_SUCH_BUCKET, content_type="application/xml")
+        if request.method in ("GET", "HEAD"):
+            return await get_object(request, path)
+        if request.method == "DELETE":
+            path.unlink(missing_ok=True)
+            return web.Response(status=204)
+        return web.Response(status=405)
+
+    app = web.Application(client_max_size=1 << 40)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9100)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--fsync", action="store_true", help="fsync each object before the rename")
+    args = p.parse_args()
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    app = make_app(Store(args.data_dir, args.fsync))
+    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""s3sim against the bare aiohttp baseline and moto's server, same client, same run.
+
+Starts each server on a free port with a fresh temp data dir, drives it with the
+`s3sim.loadtest` generator (in this process), and prints one table: 4 KiB PUT/GET ops/s
+and 64 MiB PUT/GET MB/s under SSE-S3, SSE-KMS and SSE-KMS with a bucket key, the
+s3sim/baseline and s3sim/moto ratios, the issue's targets, and each server's peak RSS
+(VmHWM). The baseline does no crypto, so it is measured once (no SSE) and is the
+denominator of every SSE mode. A server that cannot start, or whose S3 API fails during
+setup, gets "n/a" and the reason below the table.
+
+    python scripts/bench_s3.py [--seconds 3] [--targets baseline,moto,s3sim] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import ServerProcess, free_port, python_cmd  # noqa: E402
+
+from s3sim.loadtest.runner import RunConfig, make_workload, run_load  # noqa: E402
+from s3sim.loadtest.sizes import SizeDist, format_size, parse_size  # noqa: E402
+from s3sim.loadtest.workloads import SetupError, WorkloadConfig  # noqa: E402
+
+SSE_MODES = {"AES256": "SSE-S3", "aws:kms": "SSE-KMS", "aws:kms+bucket-key": "SSE-KMS+BK"}
+# (case, sse label) -> (minimum s3sim/baseline, minimum s3sim/moto), from the performance issue
+TARGETS = {
+    ("small-put", "SSE-KMS+BK"): (0.5, 10.0),
+    ("small-get", "SSE-KMS+BK"): (0.5, 10.0),
+    ("big-put", "SSE-KMS"): (0.7, None),
+    ("big-get", "SSE-KMS"): (0.7, None),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str
+    label: str
+    workload: str
+    size: int
+    metric: str  # "ops/s" or "MB/s"
+    concurrency: int
+    seconds: float
+    count: int | None
+    keys: int
+
+
+@dataclass(frozen=True)
+class Measure:
+    value: float | None
+    errors: dict[str, int]
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    note: str = ""
+
+
+def cases(seconds: float, small: int, big: int) -> list[Case]:
+    s, b = format_size(small), format_size(big)
+    return [
+        Case("small-put", f"{s} PUT", "put", small, "ops/s", 16, seconds, None, 100_000),
+        Case("small-get", f"{s} GET", "get", small, "ops/s", 16, seconds, None, 200),
+        Case("big-put", f"{b} PUT", "put", big, "MB/s", 2, 2 * seconds, 8, 16),
+        Case("big-get", f"{b} GET", "get", big, "MB/s", 2, 2 * seconds, 8, 2),
+    ]
+
+
+async def measure(endpoint: str, case: Case, sse: str) -> Measure:
+    slug = sse.replace(":", "-").replace("+", "-").lower()
+    cfg = WorkloadConfig(
+        name=case.workload,
+        bucket=f"bench-{slug}",
+        sizes=SizeDist.single(case.size),
+        keys=case.keys,
+        prefix=f"{case.key}/",
+        sse=sse,
+    )
+    run = RunConfig(
+        endpoint=endpoint,
+        concurrency=case.concurrency,
+        duration_s=case.seconds,
+        count=case.count,
+        timeout_s=60.0,
+    )
+    try:
+        s = await run_load(make_workload(cfg), run, progress=None)
+    except SetupError as exc:
+        return Measure(None, {}, note=str(exc)[:200])
+    t = s.total
+    value = t.ops_per_s if case.metric == "ops/s" else t.mb_per_s
+    return Measure(value, s.errors, t.latency_ms["p50"], t.latency_ms["p99"])
+
+
+def servers(tmp: Path, targets: list[str], fsync: bool) -> list[ServerProcess]:
+    out = []
+    for name in targets:
+        port = free_port()
+        data = tmp / name
+        data.mkdir()
+        log = tmp / f"{name}.log"
+        if name == "baseline":
+            script = str(Path(__file__).with_name("baseline_server.py"))
+            cmd = python_cmd(script, "--port", str(port), "--data-dir", str(data))
+            cmd += ["--fsync"] if fsync else []
+            out.append(ServerProcess(name, cmd, port, "/", log))
+        elif name == "moto":
+            cmd = python_cmd("-m", "moto.server", "-H", "127.0.0.1", "-p", str(port))
+            out.append(ServerProcess(name, cmd, port, "/moto-api/", log))
+        elif name == "s3sim":
+            cmd = python_cmd("-m", "s3sim", "serve", "--host", "127.0.0.1", "--port", str(port))
+            cmd += ["--data-dir", str(data)]
+            out.append(ServerProcess(name, cmd, port, "/_s3sim/health", log))
+    return out
+
+
+def bench_server(srv: ServerProcess, all_cases: list[Case]) -> dict:
+    """All measurements of one server: {(case key, sse label): Measure}, peak RSS, notes."""
+    modes = {"none": "none"} if srv.name == "baseline" else SSE_MODES
+    try:
+        srv.start()
+    except RuntimeError as exc:
+        return {"results": {}, "rss": None, "note": f"not started: {exc}"}
+    results: dict[tuple[str, str], Measure] = {}
+    notes: list[str] = []
+    try:
+        for case in all_cases:
+            for sse, label in modes.items():
+                m = asyncio.run(measure(srv.endpoint, case, sse))
+                results[(case.key, label)] = m
+                shown = "n/a" if m.value is None else f"{m.value:.1f} {case.metric}"
+                err = f" errors={m.errors}" if m.errors else ""
+                print(f"[{srv.name}] {case.label} {label}: {shown}{err}", file=sys.stderr)
+                if m.note and m.note not in notes:
+                    notes.append(m.note)
+        rss = srv.peak_rss_mib()
+    finally:
+        srv.stop()
+    return {"results": results, "rss": rss, "note": "; ".join(notes)}
+
+
+def _fmt(m: Measure | None) -> str:
+    if m is None or m.value is None:
+        return "n/a"
+    return f"{m.value:,.1f}" + ("*" if m.errors else "")
+
+
+def _ratio(a: Measure | None, b: Measure | None) -> float | None:
+    if a is None or b is None or not a.value or not b.value:
+        return None
+    return a.value / b.value
+
+
+def table(all_cases: list[Case], data: dict[str, dict]) -> str:
+    def get(name: str, case: Case, label: str) -> Measure | None:
+        res = data.get(name, {}).get("results", {})
+        return res.get((case.key, "none" if name == "baseline" else label))
+
+    head = ["measurement", "sse", "baseline", "moto", "s3sim", "s3sim/base", "s3sim/moto", "target"]
+    rows = [head]
+    for case in all_cases:
+        for label in SSE_MODES.values():
+            base, moto, sim = (get(n, case, label) for n in ("baseline", "moto", "s3sim"))
+            r_base, r_moto = _ratio(sim, base), _ratio(sim, moto)
+            rows.append(
+                [
+                    f"{case.label} {case.metric}",
+                    label,
+                    _fmt(base),
+                    _fmt(moto),
+                    _fmt(sim),
+                    "-" if r_base is None else f"{r_base:.2f}x",
+                    "-" if r_moto is None else f"{r_moto:.1f}x",
+                    verdict(TARGETS.get((case.key, label)), r_base, r_moto),
+                ]
+            )
+    rss = [data.get(n, {}).get("rss") for n in ("baseline", "moto", "s3sim")]
+    rows.append(
+        ["peak RSS MiB", "", *("n/a" if v is None else f"{v:.0f}" for v in rss), "", "", ""]
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    ]
+    lines.append("baseline = no SSE (no crypto), measured once; * = some ops failed (see --json)")
+    for name in ("baseline", "moto", "s3sim"):
+        note = data.get(name, {}).get("note")
+        if note:
+            lines.append(f"{name}: {note}")
+    return "\n".join(lines)
+
+
+def verdict(target, r_base: float | None, r_moto: float | None) -> str:
+    if target is None:
+        return ""
+    min_base, min_moto = target
+    want = f">={min_base}x base" + (f", >={min_moto:g}x moto" if min_moto else "")
+    if r_base is None:
+        return want
+    ok = r_base >= min_base and (min_moto is None or (r_moto is not None and r_moto >= min_moto))
+    return f"{want}: {'PASS' if ok else 'FAIL'}"
+
+
+def as_json(all_cases: list[Case], data: dict[str, dict]) -> dict:
+    out: dict = {"cases": [c.__dict__ for c in all_cases], "servers": {}}
+    for name, d in data.items():
+        out["servers"][name] = {
+            "peak_rss_mib": d["rss"],
+            "note": d["note"],
+            "results": [{"case": k[0], "sse": k[1], **m.__dict__} for k, m in d["results"].items()],
+        }
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=3.0, help="per small measurement")
+    p.add_argument("--targets", default="baseline,moto,s3sim")
+    p.add_argument("--small", default="4KiB")
+    p.add_argument("--big", default="64MiB")
+    p.add_argument("--fsync", action="store_true", help="baseline fsyncs each object")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    targets = [t for t in args.targets.split(",") if t]
+    if "moto" in targets and importlib.util.find_spec("moto") is None:
+        print("moto is not installed: skipping it", file=sys.stderr)
+        targets.remove("moto")
+    all_cases = cases(args.seconds, parse_size(args.small), parse_size(args.big))
+    data: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_s3_") as tmp:
+        for srv in servers(Path(tmp), targets, args.fsync):
+            data[srv.name] = bench_server(srv, all_cases)
+    if args.json:
+        print(json.dumps(as_json(all_cases, data), indent=2, default=str))
+    else:
+        print(table(all_cases, data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
