@@ -1,0 +1,95 @@
+"""The SQLite metadata index: buckets, objects, uploads, parts, range scans, garbage."""
+
+from __future__ import annotations
+
+import json
+
+from s3sim.storage.index import BucketRow, Index, ObjectRow, PartRow, UploadRow, prefix_upper
+
+
+def obj(key: str, blob: str, bucket: str = "b") -> ObjectRow:
+    return ObjectRow(
+        bucket, key, "oid-" + blob, 3, "etag", 1.0, "111", json.dumps([[blob, 3]]), "{}"
+    )
+
+
+def test_bucket_create_is_exclusive_and_persists(tmp_path):
+    idx = Index(tmp_path / "i.db")
+    row = BucketRow("b", "111", "arn:aws:iam::111:root", "us-east-1", 1.0)
+    assert idx.create_bucket(row) is None
+    again = idx.create_bucket(BucketRow("b", "222", "x", "us-east-1", 2.0))
+    assert again is not None and again.account == "111"
+    idx.close()
+    idx = Index(tmp_path / "i.db")
+    assert idx.get_bucket("b") == row
+    assert [b.name for b in idx.list_buckets("111")] == ["b"]
+    assert idx.list_buckets("222") == []
+
+
+def test_delete_bucket_refuses_when_not_empty(tmp_path):
+    idx = Index(tmp_path / "i.db")
+    idx.create_bucket(BucketRow("b", "111", "x", "r", 1.0))
+    idx.put_object(obj("k", "blob1"))
+    assert idx.delete_bucket("b") is False
+    idx.delete_object("b", "k")
+    idx.create_upload(UploadRow("u1", "b", "k", 1.0, "111", "{}"))
+    assert idx.delete_bucket("b") is False
+    idx.abort_upload("u1")
+    assert idx.delete_bucket("b") is True
+    assert idx.get_bucket("b") is None
+
+
+def test_overwrite_returns_replaced_row(tmp_path):
+    idx = Index(tmp_path / "i.db")
+    assert idx.put_object(obj("k", "blob1")) is None
+    old = idx.put_object(obj("k", "blob2"))
+    assert old is not None and old.blob_ids() == ["blob1"]
+    assert idx.get_object("b", "k").blob_ids() == ["blob2"]
+    assert idx.referenced_blobs() == {"blob2"}
+
+
+def test_scan_is_a_byte_ordered_range(tmp_path):
+    idx = Index(tmp_path / "i.db")
+    for k in ["a/1", "a/2", "b", "a/3", "é", "Z", "b/x", "other"]:
+        idx.put_object(obj(k, k))
+    idx.put_object(obj("a/1", "x", bucket="c"))
+    keys = [r.key for r in idx.scan_objects("b", "", True, None, 100)]
+    assert keys == sorted(keys, key=lambda k: k.encode())
+    sub = [r.key for r in idx.scan_objects("b", "a/", True, prefix_upper("a/"), 100)]
+    assert sub == ["a/1", "a/2", "a/3"]
+    after = [r.key for r in idx.scan_objects("b", "a/1", False, prefix_upper("a/"), 1)]
+    assert after == ["a/2"]
+
+
+def test_parts_complete_and_abort(tmp_path):
+    idx = Index(tmp_path / "i.db")
+    idx.create_upload(UploadRow("u1", "b", "k", 1.0, "111", "{}"))
+    assert idx.put_part(PartRow("u1", 1, "p1", 5, "e1", 1.0, "{}")) is None
+    old = idx.put_part(PartRow("u1", 1, "p1b", 5, "e1", 1.0, "{}"))
+    assert old is not None and old.blob_id == "p1"
+    idx.put_part(PartRow("u1", 2, "p2", 5, "e2", 1.0, "{}"))
+    assert [p.part_number for p in idx.list_parts("u1", after=1)] == [2]
+    idx.put_object(obj("k", "previous"))
+    row = ObjectRow("b", "k", "u1", 5, "x-1", 1.0, "111", json.dumps([["p1b", 5]]), "{}")
+    garbage = idx.complete_upload("u1", row, {"p1b"})
+    assert sorted(garbage) == ["p2", "previous"]
+    assert idx.get_upload("u1") is None and idx.list_parts("u1") == []
+    assert idx.complete_upload("u1", row, set()) is None
+    assert idx.abort_upload("u1") is None
+
+
+def test_put_part_on_missing_upload_raises(tmp_path):
+    idx = Index(tmp_path / "i.db")
+    try:
+        idx.put_part(PartRow("nope", 1, "p", 1, "e", 1.0, "{}"))
+    except KeyError:
+        return
+    raise AssertionError("expected KeyError")
+
+
+def test_list_uploads_prefix_and_markers(tmp_path):
+    idx = Index(tmp_path / "i.db")
+    for uid, key in [("u1", "a/x"), ("u2", "a/x"), ("u3", "a/y"), ("u4", "b")]:
+        idx.create_upload(UploadRow(uid, "b", key, 1.0, "111", "{}"))
+    assert [u.upload_id for u in idx.list_uploads("b", "a/", "", "", 10)] == ["u1", "u2", "u3"]
+    assert [u.upload_id for u in idx.list_uploads("b", "", "a/x", "u1", 2)] == ["u2", "u3"]
