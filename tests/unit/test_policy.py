@@ -82,6 +82,7 @@ MALFORMED = {
     "array": "[]",
     "string": '"policy"',
     "number": "42",
+    "deeply nested": "[" * 16000 + "]" * 16000,
     "NaN constant": '{"Version": "2012-10-17", "Statement": [], "Id": NaN}',
     "duplicate key": '{"Version": "2012-10-17", "Version": "2012-10-17", "Statement": []}',
     "missing version": doc_with(Version=...),
