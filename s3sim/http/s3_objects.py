@@ -183,13 +183,13 @@ class ObjectApi:
 
     def _head_response(
         self, info: ObjectInfo, span: tuple[int, int] | None, headers: dict[str, str]
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         status = 200
         start, end = span or (0, info.size)
         if span is not None:
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{info.size}"
-        resp = web.Response(status=status, headers=headers)
+        resp = web.StreamResponse(status=status, headers=headers)
         resp.content_length = end - start
         return resp
 

@@ -85,8 +85,8 @@ class MemReader:
         self.data = data
 
     async def iter_range(self, start: int, end: int):
-        for i in range(start, end, 4):
-            yield self.data[i : min(i + 4, end)]
+        for i in range(start, end, 65536):
+            yield self.data[i : min(i + 65536, end)]
 
 
 class MemStore:
