@@ -159,7 +159,7 @@ def test_object_roundtrip_headers(endpoint):
         CacheControl="max-age=1",
         ChecksumAlgorithm="SHA256",
     )
-    assert r["ETag"] == '"%s"' % hashlib.md5(b"hello").hexdigest()
+    assert r["ETag"] == f'"{hashlib.md5(b"hello").hexdigest()}"'
     assert r["ServerSideEncryption"] == "AES256"
     g = s3.get_object(Bucket="bkt", Key="dir/ü ?&+.txt", ChecksumMode="ENABLED")
     assert g["Body"].read() == b"hello"
@@ -276,7 +276,7 @@ def test_multipart_and_copy(endpoint):
         CopySource={"Bucket": "bkt", "Key": "mp"},
         CopySourceRange="bytes=0-9",
     )
-    assert pc["CopyPartResult"]["ETag"] == '"%s"' % hashlib.md5(b"a" * 10).hexdigest()
+    assert pc["CopyPartResult"]["ETag"] == f'"{hashlib.md5(b"a" * 10).hexdigest()}"'
     s3.abort_multipart_upload(Bucket="bkt", Key="mp2", UploadId=up2)
     with pytest.raises(ClientError) as e:
         s3.abort_multipart_upload(Bucket="bkt", Key="mp2", UploadId=up2)
