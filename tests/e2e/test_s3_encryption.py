@@ -1,0 +1,202 @@
+"""Encryption at rest through the real server: SSE-KMS via kmscore, audit, bucket keys,
+SSE-C, a plaintext scan of the data dir and tamper detection."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError
+
+MiB = 1024 * 1024
+
+pytest.importorskip("s3sim.server")
+pytest.importorskip("s3sim.storage.objectfile")
+
+
+def err(exc: pytest.ExceptionInfo) -> tuple[str, int]:
+    r = exc.value.response
+    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
+
+
+@pytest.fixture
+def s3(server):
+    return server.boto("s3", identity="admin")
+
+
+@pytest.fixture
+def kms(server):
+    return server.boto("kms", identity="admin")
+
+
+@pytest.fixture
+def bucket(s3):
+    name = "enc-" + os.urandom(4).hex()
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+def files(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def test_sse_kms_roundtrip_headers_and_audit(server, s3, kms, bucket):
+    key = kms.create_key()["KeyMetadata"]
+    kms.create_alias(AliasName="alias/s3test", TargetKeyId=key["KeyId"])
+    ctx = base64.b64encode(json.dumps({"dept": "sales"}).encode()).decode()
+    r = s3.put_object(
+        Bucket=bucket,
+        Key="doc",
+        Body=b"kms protected",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId="alias/s3test",
+        SSEKMSEncryptionContext=ctx,
+    )
+    assert r["ServerSideEncryption"] == "aws:kms" and r["SSEKMSKeyId"] == key["Arn"]
+    assert "SSEKMSEncryptionContext" in r
+    g = s3.get_object(Bucket=bucket, Key="doc")
+    assert g["Body"].read() == b"kms protected" and g["SSEKMSKeyId"] == key["Arn"]
+    assert "SSEKMSEncryptionContext" not in g
+    trail = server.boto("cloudtrail", identity="admin")
+    events = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "GenerateDataKey"}]
+    )["Events"]
+    records = [json.loads(e["CloudTrailEvent"]) for e in events]
+    ours = [
+        x
+        for x in records
+        if x["requestParameters"]["encryptionContext"].get("aws:s3:arn")
+        == f"arn:aws:s3:::{bucket}/doc"
+    ]
+    assert ours and ours[0]["userIdentity"]["invokedBy"] == "s3.amazonaws.com"
+    assert ours[0]["requestParameters"]["encryptionContext"]["dept"] == "sales"
+
+
+def test_default_aws_managed_key(s3, bucket):
+    r = s3.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms")
+    assert ":key/" in r["SSEKMSKeyId"]
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
+def test_kms_key_states_decide(server, s3, kms, bucket):
+    with pytest.raises(ClientError) as e:
+        s3.put_object(
+            Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId="nope"
+        )
+    assert err(e) == ("KMS.NotFoundException", 400)
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    s3.put_object(
+        Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id
+    )
+    kms.disable_key(KeyId=key_id)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="k")
+    assert err(e) == ("KMS.DisabledException", 400)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(
+            Bucket=bucket, Key="k2", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id
+        )
+    assert err(e) == ("KMS.DisabledException", 400)
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="k")
+    assert err(e) == ("KMS.KMSInvalidStateException", 400)
+    server.advance_clock(8 * 86400)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="k")
+    assert err(e)[1] == 400
+
+
+def test_principal_without_kms_permission_is_denied(server, kms, s3, bucket):
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    alice = server.boto("s3", identity="alice")
+    with pytest.raises(ClientError) as e:
+        alice.put_object(
+            Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=key_id
+        )
+    assert err(e) == ("AccessDenied", 403)
+    alice.put_object(Bucket=bucket, Key="k", Body=b"x", ServerSideEncryption="aws:kms")
+    assert alice.get_object(Bucket=bucket, Key="k")["Body"].read() == b"x"
+
+
+def test_bucket_key_reduces_kms_calls(server, s3, kms, bucket):
+    key = kms.create_key()["KeyMetadata"]
+    cfg = {
+        "Rules": [
+            {
+                "ApplyServerSideEncryptionByDefault": {
+                    "SSEAlgorithm": "aws:kms",
+                    "KMSMasterKeyID": key["Arn"],
+                },
+                "BucketKeyEnabled": True,
+            }
+        ]
+    }
+    s3.put_object(Bucket=bucket, Key="before", Body=b"x")
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration=cfg)
+    for i in range(10):
+        r = s3.put_object(Bucket=bucket, Key=f"k{i}", Body=b"x")
+        assert r["BucketKeyEnabled"] and r["SSEKMSKeyId"] == key["Arn"]
+    assert s3.head_object(Bucket=bucket, Key="before")["ServerSideEncryption"] == "AES256"
+    trail = server.boto("cloudtrail", identity="admin")
+    events = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": key["Arn"]}]
+    )["Events"]
+    gens = [e for e in events if e["EventName"] == "GenerateDataKey"]
+    assert len(gens) == 1
+    ctx = json.loads(gens[0]["CloudTrailEvent"])["requestParameters"]["encryptionContext"]
+    assert ctx == {"aws:s3:arn": f"arn:aws:s3:::{bucket}"}
+
+
+def test_sse_c_needs_https(server, s3, bucket):
+    key = os.urandom(32)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(
+            Bucket=bucket, Key="c", Body=b"x", SSECustomerAlgorithm="AES256", SSECustomerKey=key
+        )
+    assert err(e) == ("InvalidRequest", 400)
+
+
+def test_no_plaintext_on_disk(server, s3, bucket, tmp_path):
+    secrets = [os.urandom(4096), os.urandom(300_000)]
+    s3.put_object(Bucket=bucket, Key="small", Body=secrets[0])
+    s3.put_object(Bucket=bucket, Key="kms", Body=secrets[1], ServerSideEncryption="aws:kms")
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    part = os.urandom(5 * MiB)
+    secrets.append(part)
+    p = s3.upload_part(Bucket=bucket, Key="mp", UploadId=uid, PartNumber=1, Body=part)
+    s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="mp",
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]},
+    )
+    needles = [s[i : i + 32] for s in secrets for i in (0, len(s) // 2, len(s) - 32)]
+    for path in Path(server.data_dir).rglob("*"):
+        if path.is_file():
+            blob = path.read_bytes()
+            assert not any(n in blob for n in needles), f"plaintext found in {path}"
+
+
+def test_tampered_blob_is_never_served(server, s3, bucket):
+    data = os.urandom(200_000)
+    before = files(Path(server.data_dir))
+    s3.put_object(Bucket=bucket, Key="t", Body=data)
+    after = files(Path(server.data_dir))
+    new = [p for p, size in after.items() if p not in before and size >= len(data)]
+    assert len(new) == 1
+    raw = bytearray(new[0].read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    new[0].write_bytes(bytes(raw))
+    try:
+        got = s3.get_object(Bucket=bucket, Key="t")["Body"].read()
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError):
+            assert exc.response["ResponseMetadata"]["HTTPStatusCode"] >= 500
+        return
+    assert hashlib.sha256(got).digest() != hashlib.sha256(data).digest()
+    pytest.fail("tampered object was served without an error")
