@@ -8,6 +8,7 @@ bucket directory. Large writes and reads go through a worker thread in 1 MiB blo
 the event loop is never blocked by disk I/O on big buffers (as s3sim must do).
 
     python scripts/baseline_server.py --port 9100 --data-dir /tmp/base [--fsync]
+    python scripts/baseline_server.py --port 9101 --trivial   # answers at once, no disk
 """
 
 from __future__ import annotations
@@ -84,6 +85,23 @@ async def get_object(request: web.Request, path: Path) -> web.StreamResponse:
         return resp
 
 
+def make_trivial_app() -> web.Application:
+    """A server that answers at once (PUT: body drained; GET: 4 KiB from memory), to
+    measure the load generator itself."""
+    body = bytes(4096)
+
+    async def handle(request: web.Request) -> web.Response:
+        async for _ in request.content.iter_any():
+            pass
+        if request.method == "GET":
+            return web.Response(body=body)
+        return web.Response(headers={"ETag": '"trivial"'})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
 def make_app(store: Store) -> web.Application:
     async def handle(request: web.Request) -> web.StreamResponse:
         bucket, _, key = request.path.lstrip("/").partition("/")
@@ -119,11 +137,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9100)
-    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--data-dir", type=Path)
+    p.add_argument("--trivial", action="store_true", help="answer at once, store nothing")
     p.add_argument("--fsync", action="store_true", help="fsync each object before the rename")
     args = p.parse_args()
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    app = make_app(Store(args.data_dir, args.fsync))
+    if args.trivial:
+        app = make_trivial_app()
+    elif args.data_dir is None:
+        p.error("--data-dir is required (or --trivial)")
+    else:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+        app = make_app(Store(args.data_dir, args.fsync))
     web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
 
 

@@ -100,6 +100,23 @@ async def measure(endpoint: str, case: Case, sse: str) -> Measure:
     return Measure(value, s.errors, t.latency_ms["p50"], t.latency_ms["p99"])
 
 
+def client_capacity(tmp: Path, seconds: float) -> dict[str, float]:
+    """4 KiB PUT and GET ops/s of the load generator against a server that answers at once."""
+    port = free_port()
+    script = str(Path(__file__).with_name("baseline_server.py"))
+    srv = ServerProcess("trivial", python_cmd(script, "--port", str(port), "--trivial"), port)
+    srv.start()
+    out = {}
+    try:
+        for workload in ("put", "get"):
+            case = Case("cap", "cap", workload, 4096, "ops/s", 32, seconds, None, 100)
+            m = asyncio.run(measure(srv.endpoint, case, "none"))
+            out[workload] = m.value or 0.0
+    finally:
+        srv.stop()
+    return out
+
+
 def servers(tmp: Path, targets: list[str], fsync: bool) -> list[ServerProcess]:
     out = []
     for name in targets:
@@ -240,12 +257,19 @@ def main() -> int:
     all_cases = cases(args.seconds, parse_size(args.small), parse_size(args.big))
     data: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_s3_") as tmp:
+        capacity = client_capacity(Path(tmp), min(args.seconds, 3.0))
         for srv in servers(Path(tmp), targets, args.fsync):
             data[srv.name] = bench_server(srv, all_cases)
     if args.json:
-        print(json.dumps(as_json(all_cases, data), indent=2, default=str))
+        doc = as_json(all_cases, data)
+        doc["client_capacity_ops_per_s"] = capacity
+        print(json.dumps(doc, indent=2, default=str))
     else:
         print(table(all_cases, data))
+        print(
+            f"load generator vs a server that answers at once (32 workers): "
+            f"4KiB PUT {capacity['put']:,.0f} ops/s, GET {capacity['get']:,.0f} ops/s"
+        )
     return 0
 
 
