@@ -20,6 +20,7 @@ from s3sim.loadtest.workloads import KmsWorkload, MultipartWorkload, S3Workload,
 
 DEFAULT_DURATION_S = 10.0
 PROGRESS_AFTER_S = 2.0
+PROGRESS_INTERVAL_S = 1.0
 
 
 class Workload(Protocol):
@@ -110,7 +111,7 @@ async def _progress(rec: Recorder, start: float, out: TextIO) -> None:
     printed = False
     try:
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
             now = time.perf_counter()
             dt = now - last[0]
             line = (

@@ -2,6 +2,7 @@
 server whose every answer is delayed by a known amount, and errors counted by AWS code."""
 
 import asyncio
+import io
 import json
 import sys
 import time
@@ -146,6 +147,22 @@ async def test_duration_bound_stops_by_itself(serve):
     s = await run_load(make_workload(cfg), RunConfig(endpoint=endpoint, duration_s=0.5), None)
     assert 0.5 <= s.elapsed_s < 0.7 and time.perf_counter() - t0 < 1.5
     assert s.total.ops > 0
+
+
+async def test_progress_line_only_on_long_runs(serve, monkeypatch):
+    from s3sim.loadtest import runner
+
+    monkeypatch.setattr(runner, "PROGRESS_INTERVAL_S", 0.1)
+    monkeypatch.setattr(runner, "PROGRESS_AFTER_S", 0.25)
+    endpoint = await serve("ok", delay=0.01)
+    cfg = WorkloadConfig(name="put")
+    out = io.StringIO()
+    await run_load(make_workload(cfg), RunConfig(endpoint=endpoint, duration_s=0.2), out)
+    assert out.getvalue() == ""  # a short run prints nothing
+    await run_load(make_workload(cfg), RunConfig(endpoint=endpoint, duration_s=0.65), out)
+    lines = out.getvalue().splitlines()
+    assert 2 <= len(lines) <= 5
+    assert all("ops/s" in line and "MB/s" in line and "errors 0" in line for line in lines)
 
 
 async def test_unreachable_endpoint_is_a_setup_error():
