@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import binascii
 import json
-from base64 import b64decode, b64encode
+from base64 import b64decode
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -178,8 +178,8 @@ def sse_headers(rec: SseRecord, echo_context: bool = False) -> dict[str, str]:
         if rec.bucket_key:
             out[SSE + "-bucket-key-enabled"] = "true"
         if echo_context and rec.context_b64:
-            ctx = json.dumps(dict(rec.context), separators=(",", ":"))
-            out[SSE + "-context"] = b64encode(ctx.encode()).decode()
+            # AWS echoes the caller's context as given, without its own aws:s3:arn pair.
+            out[SSE + "-context"] = rec.context_b64
     return out
 
 
@@ -204,8 +204,6 @@ def object_headers(info: ObjectInfo, checksum_mode: bool) -> dict[str, str]:
     out.update(sse_headers(info.sse))
     if checksum_mode:
         out.update(checksum_headers(info.checksums, info.checksum_type))
-    if info.parts_count:
-        out["x-amz-mp-parts-count"] = str(info.parts_count)
     return out
 
 

@@ -162,7 +162,7 @@ class ObjectApi:
             span = parse_range(h.get("Range"), info.size)
             headers = self._headers(info, q, checksum_mode and span is None)
             return self._head_response(info, span, headers)
-        res = self.s3.objects.get(
+        res = await self.s3.objects.get(
             req.caller,
             req.bucket,
             req.key,

@@ -189,7 +189,7 @@ class Multipart:
             )
         start, end = span or (0, src.size)
         data_key = self._core.keys.data_key(caller, src.sse, src.object_id, source_customer)
-        body = self._objects.open_body(src, data_key, start, end)
+        body = await self._objects.open_body(src, data_key, start, end)
         try:
             part = await self.upload_part(
                 caller, bucket, key, upload_id, part_number, body, customer=customer
@@ -303,7 +303,7 @@ class Multipart:
             up.owner_account,
             len(chosen),
         )
-        body = self._objects.open_body(info, data_key, 0, info.size)
+        body = await self._objects.open_body(info, data_key, 0, info.size)
         try:
             _, size = await sink.ingest(caller, up.key, body, up.content_type, info.size)
         finally:

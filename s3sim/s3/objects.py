@@ -198,7 +198,7 @@ class Objects:
             raise S3Error("NoSuchKey", Key=key)
         return codec.object_from_row(row)
 
-    def get(
+    async def get(
         self,
         caller: Caller,
         bucket: str,
@@ -213,24 +213,18 @@ class Objects:
         span = parse_range(range_header, info.size)
         data_key = self._core.keys.data_key(caller, info.sse, info.object_id, customer)
         start, end = span or (0, info.size)
-        return GetResult(
-            info, self.open_body(info, data_key, start, end), start, end, span is not None
-        )
+        body = await self.open_body(info, data_key, start, end)
+        return GetResult(info, body, start, end, span is not None)
 
-    def open_body(self, info: ObjectInfo, data_key: bytes, start: int, end: int) -> Body:
+    async def open_body(self, info: ObjectInfo, data_key: bytes, start: int, end: int) -> Body:
         """Open (and so verify) the segments covering [start, end) and pin their blobs."""
         release = self._core.garbage.pin(s.blob_id for s in info.segments)
         try:
-            readers = [
-                (
-                    self._core.store.open(
-                        info.segments[i].blob_id, data_key, segment_header(info, i)
-                    ),
-                    lo,
-                    hi,
-                )
-                for i, lo, hi in plan_segments(info, start, end)
-            ]
+            readers = []
+            for i, lo, hi in plan_segments(info, start, end):
+                seg = info.segments[i]
+                reader = await self._core.store.open(seg.blob_id, data_key, segment_header(info, i))
+                readers.append((reader, lo, hi))
         except BaseException:
             release()
             raise
@@ -297,7 +291,7 @@ class Objects:
                 f"source: {MAX_PUT}",
             )
         data_key = self._core.keys.data_key(caller, src.sse, src.object_id, source_customer)
-        body = self.open_body(src, data_key, 0, src.size)
+        body = await self.open_body(src, data_key, 0, src.size)
         if not replace_metadata:
             content_type, metadata, headers = src.content_type, src.metadata, src.headers
         check_metadata(metadata or {})
