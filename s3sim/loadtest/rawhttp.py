@@ -66,6 +66,7 @@ class _Protocol(asyncio.Protocol):
         self._drain: asyncio.Future[None] | None = None
         self._paused = False
         self.timed_out = False
+        self.answered = False  # any byte of an answer to the current request
         self._reset(False, False)
 
     def _reset(self, keep: bool, head_only: bool) -> None:
@@ -102,6 +103,7 @@ class _Protocol(asyncio.Protocol):
             self._drain.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        self.answered = True
         try:
             self._feed(data)
         except (ValueError, IndexError) as exc:
@@ -110,6 +112,7 @@ class _Protocol(asyncio.Protocol):
     # request side
     def begin(self, keep: bool, head_only: bool) -> asyncio.Future[Response]:
         self._reset(keep, head_only)
+        self.answered = False
         self._buf.clear()
         self._state = _HEAD
         self._waiter = asyncio.get_running_loop().create_future()
@@ -281,9 +284,10 @@ class HttpConnection:
             proto = self._proto = await self._connect()
         try:
             return await self._exchange(proto, method, target, headers, body, keep_body)
-        except ConnectionFailed:
+        except ConnectionFailed as exc:
             self.close()
-            if fresh:
+            # A reused connection the server had closed while idle: no byte of an answer.
+            if fresh or isinstance(exc, RequestTimeout) or proto.answered:
                 raise
         proto = self._proto = await self._connect()
         return await self._exchange(proto, method, target, headers, body, keep_body)
@@ -306,7 +310,12 @@ class HttpConnection:
         assert transport is not None
         timer = asyncio.get_running_loop().call_later(self.timeout_s, proto.expire)
         try:
-            await self._send(proto, transport, head, body)
+            try:
+                await self._send(proto, transport, head, body)
+            except ConnectionFailed:
+                # The server may answer early (e.g. 400) and close before reading the body.
+                if not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
+                    raise
             return await waiter
         except ConnectionFailed:
             if proto.timed_out:
