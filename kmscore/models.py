@@ -173,7 +173,7 @@ class RotationStatus:
 
 @dataclass(frozen=True)
 class Rotation:
-    key_arn: str
+    key_id: str
     key_material_id: str
     rotation_date: datetime
     rotation_type: str
