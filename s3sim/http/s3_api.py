@@ -67,6 +67,8 @@ class S3Api:
         bucket, key = target(request)
         req = Req(request, auth, bucket, key)
         try:
+            owner = request.headers.get("x-amz-expected-bucket-owner")
+            self.s3.check_expected_owner(bucket, owner)
             resp = await self._dispatch(req)
         except S3Error as err:
             return error_response(request, err, auth.request_id)

@@ -71,6 +71,14 @@ class S3Service:
                 "made over a secure connection.",
             )
 
+    def check_expected_owner(self, bucket: str, account: str | None) -> None:
+        """x-amz-expected-bucket-owner: AccessDenied when the bucket has another owner."""
+        if account is None or not bucket:
+            return
+        row = self.core.index.get_bucket(bucket)
+        if row is not None and row.account != account:
+            raise S3Error("AccessDenied")
+
     def list_objects(
         self,
         caller: Caller,

@@ -283,6 +283,15 @@ def test_multipart_and_copy(endpoint):
     assert err(e) == ("NoSuchUpload", 404)
 
 
+def test_expected_bucket_owner(endpoint):
+    s3 = client(endpoint)
+    s3.create_bucket(Bucket="bkt")
+    s3.head_bucket(Bucket="bkt", ExpectedBucketOwner="111122223333")
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket="bkt", ExpectedBucketOwner="444455556666")
+    assert err(e) == ("AccessDenied", 403)
+
+
 def test_unsupported_subresource(endpoint):
     s3 = client(endpoint)
     s3.create_bucket(Bucket="bkt")
