@@ -91,7 +91,7 @@ class ObjectApi:
             self.s3.objects.delete(req.caller, req.bucket, req.key)
             return web.Response(status=204)
         if m == "POST" and "uploads" in q:
-            return self.create_upload(req)
+            return await self.create_upload(req)
         if m == "POST" and "uploadId" in q:
             return await self.complete(req, q)
         raise S3Error("MethodNotAllowed")
@@ -227,12 +227,12 @@ class ObjectApi:
 
     # -- multipart -----------------------------------------------------------------
 
-    def create_upload(self, req: Req) -> web.Response:
+    async def create_upload(self, req: Req) -> web.Response:
         h = req.headers
         sse = H.parse_sse(h)
         self.s3.check_ssec_transport(req.secure, sse.customer)
         alg = (h.get("x-amz-checksum-algorithm") or "").upper() or None
-        up = self.s3.multipart.create(
+        up = await self.s3.multipart.create(
             req.caller,
             req.bucket,
             req.key,

@@ -48,7 +48,7 @@ class Multipart:
         self._core = core
         self._objects = objects
 
-    def create(
+    async def create(
         self,
         caller: Caller,
         bucket: str,
@@ -74,7 +74,9 @@ class Multipart:
         check_metadata(metadata or {})
         check_checksum_request(ChecksumRequest(algorithm=checksum_algorithm))
         upload_id = core.new_id()
-        rec, _ = core.keys.new_key(caller, bucket, key, core.keys.resolve(sse, default), upload_id)
+        rec, _ = await core.keys.new_key(
+            caller, bucket, key, core.keys.resolve(sse, default), upload_id
+        )
         upload = UploadInfo(
             upload_id=upload_id,
             bucket=bucket,
@@ -135,7 +137,7 @@ class Multipart:
         algorithms = check_checksum_request(checksum)
         if up.checksum_algorithm and up.checksum_algorithm not in algorithms:
             algorithms += (up.checksum_algorithm,)
-        data_key = self._core.keys.data_key(caller, up.sse, up.upload_id, customer)
+        data_key = await self._core.keys.data_key(caller, up.sse, up.upload_id, customer)
         header = blob_header("part", f"{up.upload_id}#{part_number}", up.sse)
         written = await self._core.store.write(body, data_key, header, algorithms)
         try:
@@ -188,7 +190,7 @@ class Multipart:
                 "first and last are the zero-based offsets of the first and last bytes to copy",
             )
         start, end = span or (0, src.size)
-        data_key = self._core.keys.data_key(caller, src.sse, src.object_id, source_customer)
+        data_key = await self._core.keys.data_key(caller, src.sse, src.object_id, source_customer)
         body = await self._objects.open_body(src, data_key, start, end)
         try:
             part = await self.upload_part(
@@ -286,7 +288,7 @@ class Multipart:
     ) -> tuple[PutResult, UploadInfo]:
         sink = self._core.staging_sink
         assert sink is not None
-        data_key = self._core.keys.data_key(caller, up.sse, up.upload_id, customer)
+        data_key = await self._core.keys.data_key(caller, up.sse, up.upload_id, customer)
         info = ObjectInfo(
             up.bucket,
             up.key,

@@ -142,7 +142,7 @@ class Objects:
         algorithms = check_checksum_request(checksum)
         core = self._core
         object_id = core.new_id()
-        rec, data_key = core.keys.new_key(
+        rec, data_key = await core.keys.new_key(
             caller, bucket.name, key, core.keys.resolve(sse, bucket.encryption), object_id
         )
         written = await core.store.write(
@@ -186,8 +186,7 @@ class Objects:
         customer: CustomerKey | None = None,
     ) -> ObjectInfo:
         info = self.lookup(caller, bucket, key, "s3:GetObject")
-        if info.sse.algorithm == "SSE-C" or customer is not None:
-            self._core.keys.data_key(caller, info.sse, info.object_id, customer)
+        self._core.keys.check_customer(info.sse, customer)
         check_conditions(info, conditions or Conditions())
         return info
 
@@ -211,7 +210,7 @@ class Objects:
         info = self.lookup(caller, bucket, key, "s3:GetObject")
         check_conditions(info, conditions or Conditions())
         span = parse_range(range_header, info.size)
-        data_key = self._core.keys.data_key(caller, info.sse, info.object_id, customer)
+        data_key = await self._core.keys.data_key(caller, info.sse, info.object_id, customer)
         start, end = span or (0, info.size)
         body = await self.open_body(info, data_key, start, end)
         return GetResult(info, body, start, end, span is not None)
@@ -290,7 +289,7 @@ class Objects:
                 "The specified copy source is larger than the maximum allowable size for a copy "
                 f"source: {MAX_PUT}",
             )
-        data_key = self._core.keys.data_key(caller, src.sse, src.object_id, source_customer)
+        data_key = await self._core.keys.data_key(caller, src.sse, src.object_id, source_customer)
         body = await self.open_body(src, data_key, 0, src.size)
         if not replace_metadata:
             content_type, metadata, headers = src.content_type, src.metadata, src.headers

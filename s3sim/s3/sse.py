@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -108,7 +109,7 @@ class KeyManager:
             return SseRequest(AES256)
         return SseRequest(KMS, default.kms_key_id, None, None, default.bucket_key_enabled)
 
-    def new_key(
+    async def new_key(
         self, caller: Caller, bucket: str, key: str, req: SseRequest, object_id: str
     ) -> tuple[SseRecord, bytes]:
         """A fresh data key for a new object (or upload) and the record that recovers it."""
@@ -127,27 +128,29 @@ class KeyManager:
             raise S3Error("InvalidArgument", "The encryption method specified is not supported")
         key_id = req.kms_key_id or self._managed_key(caller)
         if req.bucket_key_enabled:
-            return self._bucket_key(caller, bucket, key_id, req)
+            return await self._bucket_key(caller, bucket, key_id, req)
         context = {**(req.context or {}), "aws:s3:arn": object_arn(bucket, key)}
-        dk = self._kms_call(self._kms.generate_data_key, self._via(caller), key_id, context)
+        dk = await self._kms_call(self._kms.generate_data_key, self._via(caller), key_id, context)
         rec = SseRecord(KMS, dk.ciphertext_blob, dk.key_arn, context, req.context_b64)
         return rec, dk.plaintext
 
     def _managed_key(self, caller: Caller) -> str:
         return self._kms.aws_managed_key(caller.account, "aws/s3")
 
-    def _bucket_key(
+    async def _bucket_key(
         self, caller: Caller, bucket: str, key_id: str, req: SseRequest
     ) -> tuple[SseRecord, bytes]:
         now = self._clock.now()
         ck = (bucket, key_id, caller.arn)
         hit = self._gen_cache.get(ck)
         if hit and hit[0] > now:
-            self._check_state(hit[1].key_arn)
+            await self._check_state(hit[1].key_arn)
             dk = hit[1]
         else:
             context = {"aws:s3:arn": object_arn(bucket)}
-            dk = self._kms_call(self._kms.generate_data_key, self._via(caller), key_id, context)
+            dk = await self._kms_call(
+                self._kms.generate_data_key, self._via(caller), key_id, context
+            )
             self._gen_cache[ck] = (now + timedelta(seconds=BUCKET_KEY_TTL), dk)
             self._prune(now)
         context = {"aws:s3:arn": object_arn(bucket)}
@@ -156,7 +159,7 @@ class KeyManager:
 
     # -- recovering ----------------------------------------------------------------
 
-    def data_key(
+    async def data_key(
         self, caller: Caller, rec: SseRecord, object_id: str, customer: CustomerKey | None
     ) -> bytes:
         """Recover an object's data key (Decrypt through KMS for SSE-KMS)."""
@@ -171,21 +174,34 @@ class KeyManager:
             wrapped = rec.wrapped_key
             return self._master.decrypt(wrapped[:12], wrapped[12:], _aad(object_id))
         if rec.bucket_key:
-            return self._bucket_decrypt(caller, rec)
-        dec = self._kms_call(self._kms.decrypt, self._via(caller), rec.wrapped_key, rec.context)
+            return await self._bucket_decrypt(caller, rec)
+        dec = await self._kms_call(
+            self._kms.decrypt, self._via(caller), rec.wrapped_key, rec.context
+        )
         return dec.plaintext
 
-    def _bucket_decrypt(self, caller: Caller, rec: SseRecord) -> bytes:
+    async def _bucket_decrypt(self, caller: Caller, rec: SseRecord) -> bytes:
         now = self._clock.now()
         ck = (rec.wrapped_key, caller.arn)
         hit = self._dec_cache.get(ck)
         if hit and hit[0] > now:
-            self._check_state(hit[1])
+            await self._check_state(hit[1])
             return hit[2]
-        dec = self._kms_call(self._kms.decrypt, self._via(caller), rec.wrapped_key, rec.context)
+        dec = await self._kms_call(
+            self._kms.decrypt, self._via(caller), rec.wrapped_key, rec.context
+        )
         self._dec_cache[ck] = (now + timedelta(seconds=BUCKET_KEY_TTL), dec.key_arn, dec.plaintext)
         self._prune(now)
         return dec.plaintext
+
+    def check_customer(self, rec: SseRecord, customer: CustomerKey | None) -> None:
+        """HEAD: SSE-C objects need the right key; other objects refuse SSE-C headers."""
+        if rec.algorithm == SSEC:
+            self._ssec_key(rec, customer)
+        elif customer is not None:
+            raise S3Error(
+                "InvalidRequest", "The encryption parameters are not applicable to this object."
+            )
 
     def _ssec_key(self, rec: SseRecord, customer: CustomerKey | None) -> bytes:
         if customer is None:
@@ -202,17 +218,18 @@ class KeyManager:
 
     # -- helpers -------------------------------------------------------------------
 
-    def _kms_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _kms_call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call KMS off the event loop (it may fsync its audit trail)."""
         try:
-            return fn(*args)
+            return await asyncio.to_thread(fn, *args)
         except kms_errors.KMSError as err:
             raise from_kms(err) from None
 
-    def _check_state(self, key_arn: str) -> None:
+    async def _check_state(self, key_arn: str) -> None:
         state_of = getattr(self._kms, "key_state", None)
         if state_of is None:
             return
-        state = self._kms_call(state_of, key_arn)
+        state = await self._kms_call(state_of, key_arn)
         if state == "Disabled":
             raise S3Error("KMS.DisabledException", f"{key_arn} is disabled.")
         if state == "PendingDeletion":

@@ -305,7 +305,7 @@ async def test_range_and_conditions(env):
 
 async def test_multipart(env):
     s3, kms, store, _ = env
-    up = s3.multipart.create(ADMIN, "bkt", "big", sse=SseRequest("aws:kms", "k1"))
+    up = await s3.multipart.create(ADMIN, "bkt", "big", sse=SseRequest("aws:kms", "k1"))
     p1, p2 = b"a" * (5 * MiB), b"tail"
     e1 = await s3.multipart.upload_part(ADMIN, "bkt", "big", up.upload_id, 1, body(p1))
     e2 = await s3.multipart.upload_part(ADMIN, "bkt", "big", up.upload_id, 2, body(p2))
@@ -334,7 +334,7 @@ async def test_multipart(env):
 
 async def test_multipart_entity_too_small_and_abort(env):
     s3, _, store, _ = env
-    up = s3.multipart.create(ADMIN, "bkt", "k", sse=SseRequest())
+    up = await s3.multipart.create(ADMIN, "bkt", "k", sse=SseRequest())
     e1 = await s3.multipart.upload_part(ADMIN, "bkt", "k", up.upload_id, 1, body(b"small"))
     e2 = await s3.multipart.upload_part(ADMIN, "bkt", "k", up.upload_id, 2, body(b"small"))
     with pytest.raises(S3Error) as e:
@@ -411,7 +411,7 @@ async def test_staging_bucket_goes_to_sink(env):
     with pytest.raises(S3Error) as e:
         s3.list_objects(ADMIN, "connect-staging")
     assert code(e) == ("AccessDenied", 403)
-    up = s3.multipart.create(ADMIN, "connect-staging", "inst/b.wav", sse=SseRequest())
+    up = await s3.multipart.create(ADMIN, "connect-staging", "inst/b.wav", sse=SseRequest())
     p = await s3.multipart.upload_part(
         ADMIN, "connect-staging", "inst/b.wav", up.upload_id, 1, body(b"mp")
     )
