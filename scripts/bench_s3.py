@@ -9,7 +9,7 @@ s3sim/baseline and s3sim/moto ratios, the issue's targets, and each server's pea
 denominator of every SSE mode. A server that cannot start, or whose S3 API fails during
 setup, gets "n/a" and the reason below the table.
 
-    python scripts/bench_s3.py [--seconds 3] [--targets baseline,moto,s3sim] [--json]
+    python scripts/bench_s3.py [--seconds 3] [--repeat 1] [--targets baseline,moto,s3sim] [--json]
 """
 
 from __future__ import annotations
@@ -117,7 +117,9 @@ def client_capacity(tmp: Path, seconds: float) -> dict[str, float]:
     return out
 
 
-def servers(tmp: Path, targets: list[str], fsync: bool) -> list[ServerProcess]:
+def servers(
+    tmp: Path, targets: list[str], fsync: bool, s3sim_args: list[str]
+) -> list[ServerProcess]:
     out = []
     for name in targets:
         port = free_port()
@@ -134,12 +136,18 @@ def servers(tmp: Path, targets: list[str], fsync: bool) -> list[ServerProcess]:
             out.append(ServerProcess(name, cmd, port, "/moto-api/", log))
         elif name == "s3sim":
             cmd = python_cmd("-m", "s3sim", "serve", "--host", "127.0.0.1", "--port", str(port))
-            cmd += ["--data-dir", str(data)]
+            cmd += ["--data-dir", str(data), *s3sim_args]
             out.append(ServerProcess(name, cmd, port, "/_s3sim/health", log))
     return out
 
 
-def bench_server(srv: ServerProcess, all_cases: list[Case]) -> dict:
+def median_of(runs: list[Measure]) -> Measure:
+    """The run with the median value (runs without a value sort first)."""
+    ordered = sorted(runs, key=lambda m: -1.0 if m.value is None else m.value)
+    return ordered[len(ordered) // 2]
+
+
+def bench_server(srv: ServerProcess, all_cases: list[Case], repeat: int = 1) -> dict:
     """All measurements of one server: {(case key, sse label): Measure}, peak RSS, notes."""
     modes = {"none": "none"} if srv.name == "baseline" else SSE_MODES
     try:
@@ -151,7 +159,8 @@ def bench_server(srv: ServerProcess, all_cases: list[Case]) -> dict:
     try:
         for case in all_cases:
             for sse, label in modes.items():
-                m = asyncio.run(measure(srv.endpoint, case, sse))
+                runs = [asyncio.run(measure(srv.endpoint, case, sse)) for _ in range(repeat)]
+                m = median_of(runs)
                 results[(case.key, label)] = m
                 shown = "n/a" if m.value is None else f"{m.value:.1f} {case.metric}"
                 err = f" errors={m.errors}" if m.errors else ""
@@ -245,9 +254,16 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=3.0, help="per small measurement")
     p.add_argument("--targets", default="baseline,moto,s3sim")
+    p.add_argument("--repeat", type=int, default=1, help="runs per measurement; median kept")
     p.add_argument("--small", default="4KiB")
     p.add_argument("--big", default="64MiB")
     p.add_argument("--fsync", action="store_true", help="baseline fsyncs each object")
+    p.add_argument(
+        "--s3sim-arg",
+        action="append",
+        default=[],
+        help="extra argument for `s3sim serve` (repeatable), e.g. its fsync setting",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     targets = [t for t in args.targets.split(",") if t]
@@ -258,8 +274,8 @@ def main() -> int:
     data: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_s3_") as tmp:
         capacity = client_capacity(Path(tmp), min(args.seconds, 3.0))
-        for srv in servers(Path(tmp), targets, args.fsync):
-            data[srv.name] = bench_server(srv, all_cases)
+        for srv in servers(Path(tmp), targets, args.fsync, args.s3sim_arg):
+            data[srv.name] = bench_server(srv, all_cases, args.repeat)
     if args.json:
         doc = as_json(all_cases, data)
         doc["client_capacity_ops_per_s"] = capacity
