@@ -66,12 +66,20 @@ class IngestWorkload:
                 status = "Unreachable"
                 continue
             if resp.status == 200:
-                status = str(json.loads(resp.body).get("status", "UNKNOWN"))
+                status = _status_of(resp.body)
                 if status == "DELIVERED":
                     return status
             else:
                 status = f"HTTP{resp.status}"
         return status
+
+
+def _status_of(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return "MalformedStatus"
+    return str(doc.get("status", "UNKNOWN")) if isinstance(doc, dict) else "MalformedStatus"
 
 
 async def create_instance(client: AwsClient, cfg: WorkloadConfig) -> str:

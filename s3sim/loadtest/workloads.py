@@ -179,6 +179,10 @@ class KmsWorkload:
         resp = await recorded(rec, "GenerateDataKey", client.kms("GenerateDataKey", req), 0)
         if resp is None:
             return
-        blob = json.loads(resp.body)["CiphertextBlob"]
+        try:
+            blob = json.loads(resp.body)["CiphertextBlob"]
+        except (ValueError, KeyError, TypeError):
+            rec.error("Decrypt", "MalformedGenerateDataKeyResponse")
+            return
         req = {"CiphertextBlob": blob, "EncryptionContext": context}
         await recorded(rec, "Decrypt", client.kms("Decrypt", req), 0)
