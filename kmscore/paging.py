@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -13,14 +11,19 @@ from kmscore.models import Page
 T = TypeVar("T")
 
 
+PREFIX = "m1."
+
+
 def _encode(sort_key: str) -> str:
-    return base64.urlsafe_b64encode(sort_key.encode()).decode()
+    return PREFIX + sort_key.encode().hex()
 
 
 def _decode(marker: str) -> str:
+    if not isinstance(marker, str) or not marker.startswith(PREFIX):
+        raise InvalidMarkerException("Invalid marker")
     try:
-        return base64.urlsafe_b64decode(marker.encode()).decode()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return bytes.fromhex(marker[len(PREFIX) :]).decode()
+    except (ValueError, UnicodeDecodeError):
         raise InvalidMarkerException("Invalid marker") from None
 
 
