@@ -1,0 +1,132 @@
+"""The adapters behind a throwaway aiohttp app, driven by real boto3 clients.
+
+Authentication is the auth middleware's job (another module); here a stand-in sets
+request["auth"] and request["body"] so that only the wire adapters are exercised.
+"""
+
+import asyncio
+import threading
+from dataclasses import dataclass
+
+import boto3
+import pytest
+from aiohttp import web
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from kmscore import KMS, Caller
+from kmscore.clock import FixedClock
+from s3sim.http import cloudtrail_api, kms_api
+
+pytestmark = pytest.mark.filterwarnings("ignore:It is recommended to use web.RequestKey")
+ACCT = "111122223333"
+ADMIN = Caller(arn=f"arn:aws:iam::{ACCT}:root", account=ACCT, access_key_id="AKIAADMIN")
+
+
+@dataclass(frozen=True)
+class FakeAuth:
+    caller: Caller
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Components:
+    kms: KMS
+
+
+def build_app(kms):
+    services = {
+        "kms": kms_api.handler(Components(kms)),
+        "cloudtrail": cloudtrail_api.handler(Components(kms)),
+    }
+
+    async def route(request):
+        request["auth"] = FakeAuth(ADMIN, "req-" + str(id(request)))
+        request["body"] = await request.read()
+        target = request.headers.get("X-Amz-Target", "")
+        svc = "cloudtrail" if target.startswith("com.amazonaws.cloudtrail") else "kms"
+        return await services[svc](request)
+
+    app = web.Application()
+    app.router.add_post("/", route)
+    return app
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    kms = KMS(tmp_path_factory.mktemp("kmshttp"), "us-east-1", FixedClock(), root_key=b"\x06" * 32)
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    holder = {}
+
+    async def start():
+        runner = web.AppRunner(build_app(kms))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        holder["runner"] = runner
+        holder["port"] = runner.addresses[0][1]
+        ready.set()
+
+    t = threading.Thread(
+        target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True
+    )
+    t.start()
+    ready.wait(10)
+    yield f"http://127.0.0.1:{holder['port']}"
+    asyncio.run_coroutine_threadsafe(holder["runner"].cleanup(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    t.join(10)
+    kms.close()
+
+
+def client(endpoint, service):
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="AKIAADMIN",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def test_boto3_round_trip(endpoint):
+    kms = client(endpoint, "kms")
+    key = kms.create_key(Description="http")["KeyMetadata"]
+    assert key["KeyState"] == "Enabled" and key["CreationDate"].year >= 2026
+    enc = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"hello", EncryptionContext={"a": "b"})
+    dec = kms.decrypt(CiphertextBlob=enc["CiphertextBlob"], EncryptionContext={"a": "b"})
+    assert dec["Plaintext"] == b"hello" and dec["KeyId"] == key["Arn"]
+    pages = list(kms.get_paginator("list_keys").paginate(PaginationConfig={"PageSize": 1}))
+    assert key["KeyId"] in [k["KeyId"] for p in pages for k in p["Keys"]]
+
+
+def test_boto3_sees_aws_errors(endpoint):
+    kms = client(endpoint, "kms")
+    key = kms.create_key()["KeyMetadata"]
+    enc = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x", EncryptionContext={"ab": "c"})
+    with pytest.raises(ClientError) as e:
+        kms.decrypt(CiphertextBlob=enc["CiphertextBlob"], EncryptionContext={"a": "bc"})
+    err = e.value.response
+    assert err["Error"]["Code"] == "InvalidCiphertextException"
+    assert err["Error"]["Message"] == ""
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert err["ResponseMetadata"]["RequestId"].startswith("req-")
+    with pytest.raises(kms.exceptions.NotFoundException):
+        kms.describe_key(KeyId="alias/none")
+
+
+def test_cloudtrail_lookup(endpoint):
+    kms = client(endpoint, "kms")
+    kid = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.describe_key(KeyId=kid)
+    ct = client(endpoint, "cloudtrail")
+    out = ct.lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": kid}]
+    )
+    assert [e["EventName"] for e in out["Events"]] == ["DescribeKey", "CreateKey"]
+    assert out["Events"][0]["Username"] == "root"
+    with pytest.raises(ClientError) as e:
+        ct.lookup_events(NextToken="bogus")
+    assert e.value.response["Error"]["Code"] == "InvalidNextTokenException"
