@@ -32,6 +32,7 @@ from s3sim.loadtest.runner import RunConfig, make_workload, run_load  # noqa: E4
 from s3sim.loadtest.sizes import SizeDist, format_size, parse_size  # noqa: E402
 from s3sim.loadtest.workloads import SetupError, WorkloadConfig  # noqa: E402
 
+SERVERS = ("baseline", "moto", "s3sim")
 SSE_MODES = {"AES256": "SSE-S3", "aws:kms": "SSE-KMS", "aws:kms+bucket-key": "SSE-KMS+BK"}
 # (case, sse label) -> (minimum s3sim/baseline, minimum s3sim/moto), from the performance issue
 TARGETS = {
@@ -53,6 +54,8 @@ class Case:
     seconds: float
     count: int | None
     keys: int
+    prefix: str = ""
+    populate: bool = True
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,7 @@ def cases(seconds: float, small: int, big: int) -> list[Case]:
     return [
         Case("small-put", f"{s} PUT", "put", small, "ops/s", 16, seconds, None, 100_000),
         Case("small-get", f"{s} GET", "get", small, "ops/s", 16, seconds, None, 200),
-        Case("big-put", f"{b} PUT", "put", big, "MB/s", 2, 2 * seconds, 8, 16),
+        Case("big-put", f"{b} PUT", "put", big, "MB/s", 2, 2 * seconds, 8, 1000),
         Case("big-get", f"{b} GET", "get", big, "MB/s", 2, 2 * seconds, 8, 2),
     ]
 
@@ -81,8 +84,9 @@ async def measure(endpoint: str, case: Case, sse: str) -> Measure:
         bucket=f"bench-{slug}",
         sizes=SizeDist.single(case.size),
         keys=case.keys,
-        prefix=f"{case.key}/",
+        prefix=case.prefix or f"{case.key}/",
         sse=sse,
+        populate=case.populate,
     )
     run = RunConfig(
         endpoint=endpoint,
@@ -147,16 +151,43 @@ def median_of(runs: list[Measure]) -> Measure:
     return ordered[len(ordered) // 2]
 
 
-def bench_server(srv: ServerProcess, all_cases: list[Case], repeat: int = 1) -> dict:
+def huge_cases(size: int) -> list[Case]:
+    """One PUT then one GET of the same huge object (the GET reads what the PUT wrote)."""
+    label = format_size(size)
+    return [
+        Case("huge-put", f"{label} PUT", "put", size, "MB/s", 1, 600, 1, 1, "huge/"),
+        Case("huge-get", f"{label} GET", "get", size, "MB/s", 1, 600, 1, 1, "huge/", False),
+    ]
+
+
+def bench_huge(srv: ServerProcess, size: int, results: dict) -> float | None:
+    """Stream one huge object in and out first thing after start; returns the RSS growth
+    (peak during the transfers minus resident before them), in MiB."""
+    before = srv.rss_mib()
+    sse, label = ("none", "none") if srv.name == "baseline" else ("aws:kms", "SSE-KMS")
+    for case in huge_cases(size):
+        m = asyncio.run(measure(srv.endpoint, case, sse))
+        results[(case.key, label)] = m
+        print(
+            f"[{srv.name}] {case.label} {label}: {m.value} MB/s {m.errors or ''}", file=sys.stderr
+        )
+    peak = srv.peak_rss_mib()
+    return None if before is None or peak is None else peak - before
+
+
+def bench_server(srv: ServerProcess, all_cases: list[Case], repeat: int = 1, huge: int = 0) -> dict:
     """All measurements of one server: {(case key, sse label): Measure}, peak RSS, notes."""
     modes = {"none": "none"} if srv.name == "baseline" else SSE_MODES
     try:
         srv.start()
     except RuntimeError as exc:
-        return {"results": {}, "rss": None, "note": f"not started: {exc}"}
+        return {"results": {}, "rss": None, "rss_growth": None, "note": f"not started: {exc}"}
     results: dict[tuple[str, str], Measure] = {}
     notes: list[str] = []
+    growth = None
     try:
+        if huge:
+            growth = bench_huge(srv, huge, results)
         for case in all_cases:
             for sse, label in modes.items():
                 runs = [asyncio.run(measure(srv.endpoint, case, sse)) for _ in range(repeat)]
@@ -170,7 +201,7 @@ def bench_server(srv: ServerProcess, all_cases: list[Case], repeat: int = 1) -> 
         rss = srv.peak_rss_mib()
     finally:
         srv.stop()
-    return {"results": results, "rss": rss, "note": "; ".join(notes)}
+    return {"results": results, "rss": rss, "rss_growth": growth, "note": "; ".join(notes)}
 
 
 def _fmt(m: Measure | None) -> str:
@@ -185,30 +216,52 @@ def _ratio(a: Measure | None, b: Measure | None) -> float | None:
     return a.value / b.value
 
 
-def table(all_cases: list[Case], data: dict[str, dict]) -> str:
-    def get(name: str, case: Case, label: str) -> Measure | None:
-        res = data.get(name, {}).get("results", {})
-        return res.get((case.key, "none" if name == "baseline" else label))
+def ratio_row(name: str, label: str, ms: tuple, target) -> list[str]:
+    base, moto, sim = ms
+    r_base, r_moto = _ratio(sim, base), _ratio(sim, moto)
+    return [
+        name,
+        label,
+        _fmt(base),
+        _fmt(moto),
+        _fmt(sim),
+        "-" if r_base is None else f"{r_base:.2f}x",
+        "-" if r_moto is None else f"{r_moto:.1f}x",
+        verdict(target, r_base, r_moto),
+    ]
 
-    head = ["measurement", "sse", "baseline", "moto", "s3sim", "s3sim/base", "s3sim/moto", "target"]
+
+def table(all_cases: list[Case], data: dict[str, dict], huge: int = 0) -> str:
+    def get(case: Case, label: str) -> tuple:
+        return tuple(
+            data.get(n, {}).get("results", {}).get((case.key, "none" if n == "baseline" else label))
+            for n in SERVERS
+        )
+
+    head = ["measurement", "sse", *SERVERS, "s3sim/base", "s3sim/moto", "target"]
     rows = [head]
     for case in all_cases:
         for label in SSE_MODES.values():
-            base, moto, sim = (get(n, case, label) for n in ("baseline", "moto", "s3sim"))
-            r_base, r_moto = _ratio(sim, base), _ratio(sim, moto)
-            rows.append(
-                [
-                    f"{case.label} {case.metric}",
-                    label,
-                    _fmt(base),
-                    _fmt(moto),
-                    _fmt(sim),
-                    "-" if r_base is None else f"{r_base:.2f}x",
-                    "-" if r_moto is None else f"{r_moto:.1f}x",
-                    verdict(TARGETS.get((case.key, label)), r_base, r_moto),
-                ]
-            )
-    rss = [data.get(n, {}).get("rss") for n in ("baseline", "moto", "s3sim")]
+            target = TARGETS.get((case.key, label))
+            rows.append(ratio_row(f"{case.label} {case.metric}", label, get(case, label), target))
+    if huge:
+        for case in huge_cases(huge):
+            name = f"{case.label} {case.metric}"
+            rows.append(ratio_row(name, "SSE-KMS", get(case, "SSE-KMS"), None))
+        growth = [data.get(n, {}).get("rss_growth") for n in SERVERS]
+        verdict_text = "" if growth[2] is None else (": PASS" if growth[2] < 64 else ": FAIL")
+        cells = ["n/a" if v is None else f"{v:.0f}" for v in growth]
+        rows.append(
+            [
+                f"RSS growth MiB, {format_size(huge)} in+out",
+                "",
+                *cells,
+                "",
+                "",
+                "<64 MiB" + verdict_text,
+            ]
+        )
+    rss = [data.get(n, {}).get("rss") for n in SERVERS]
     rows.append(
         ["peak RSS MiB", "", *("n/a" if v is None else f"{v:.0f}" for v in rss), "", "", ""]
     )
@@ -221,7 +274,7 @@ def table(all_cases: list[Case], data: dict[str, dict]) -> str:
         for r in rows
     ]
     lines.append("baseline = no SSE (no crypto), measured once; * = some ops failed (see --json)")
-    for name in ("baseline", "moto", "s3sim"):
+    for name in SERVERS:
         note = data.get(name, {}).get("note")
         if note:
             lines.append(f"{name}: {note}")
@@ -244,6 +297,7 @@ def as_json(all_cases: list[Case], data: dict[str, dict]) -> dict:
     for name, d in data.items():
         out["servers"][name] = {
             "peak_rss_mib": d["rss"],
+            "rss_growth_mib": d.get("rss_growth"),
             "note": d["note"],
             "results": [{"case": k[0], "sse": k[1], **m.__dict__} for k, m in d["results"].items()],
         }
@@ -257,6 +311,10 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement; median kept")
     p.add_argument("--small", default="4KiB")
     p.add_argument("--big", default="64MiB")
+    p.add_argument(
+        "--huge",
+        help="first stream one object of this size in and out (e.g. 2GiB): MB/s, RSS growth",
+    )
     p.add_argument("--fsync", action="store_true", help="baseline fsyncs each object")
     p.add_argument(
         "--s3sim-arg",
@@ -271,17 +329,18 @@ def main() -> int:
         print("moto is not installed: skipping it", file=sys.stderr)
         targets.remove("moto")
     all_cases = cases(args.seconds, parse_size(args.small), parse_size(args.big))
+    huge = parse_size(args.huge) if args.huge else 0
     data: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_s3_") as tmp:
         capacity = client_capacity(Path(tmp), min(args.seconds, 3.0))
         for srv in servers(Path(tmp), targets, args.fsync, args.s3sim_arg):
-            data[srv.name] = bench_server(srv, all_cases, args.repeat)
+            data[srv.name] = bench_server(srv, all_cases, args.repeat, huge)
     if args.json:
         doc = as_json(all_cases, data)
         doc["client_capacity_ops_per_s"] = capacity
         print(json.dumps(doc, indent=2, default=str))
     else:
-        print(table(all_cases, data))
+        print(table(all_cases, data, huge))
         print(
             f"load generator vs a server that answers at once (32 workers): "
             f"4KiB PUT {capacity['put']:,.0f} ops/s, GET {capacity['get']:,.0f} ops/s"

@@ -41,6 +41,7 @@ class WorkloadConfig:
     instance_id: str | None = None
     poll_interval_s: float = 0.02
     ingest_timeout_s: float = 30.0
+    populate: bool = True  # get/mixed: write the key space first
 
 
 async def recorded(rec: Recorder, name: str, call, nbytes: int | None = None) -> Response | None:
@@ -80,7 +81,7 @@ class S3Workload:
             raise SetupError(f"endpoint unreachable: {exc}") from exc
         if failed is not None:
             raise _setup_failure(f"cannot create bucket {self.cfg.bucket}", failed)
-        if self.cfg.name in ("get", "mixed"):
+        if self.cfg.name in ("get", "mixed") and self.cfg.populate:
             await self._populate(clients)
 
     async def _populate(self, clients: Sequence[AwsClient]) -> None:
