@@ -60,8 +60,16 @@ def validate_operations(operations: Iterable[str]) -> tuple[str, ...]:
     return ops
 
 
-def parse_constraints(raw: Mapping[str, Mapping[str, str]] | None) -> GrantConstraints | None:
-    """From {"EncryptionContextSubset": {...}} / {"EncryptionContextEquals": {...}}."""
+def parse_constraints(
+    raw: Mapping[str, Mapping[str, str]] | GrantConstraints | None,
+) -> GrantConstraints | None:
+    """From {"EncryptionContextSubset": {...}} / {"EncryptionContextEquals": {...}}
+    (or an already-built GrantConstraints)."""
+    if isinstance(raw, GrantConstraints):
+        if raw.encryption_context_subset is not None and raw.encryption_context_equals is not None:
+            raise ValidationException("More than one constraint supplied")
+        both_none = raw.encryption_context_subset is None and raw.encryption_context_equals is None
+        return None if both_none else raw
     if not raw:
         return None
     unknown = set(raw) - {"EncryptionContextSubset", "EncryptionContextEquals"}

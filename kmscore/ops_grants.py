@@ -53,7 +53,7 @@ class GrantOps(KMSCore):
         grantee_principal: str,
         operations: Iterable[str],
         retiring_principal: str | None = None,
-        constraints: Mapping[str, Mapping[str, str]] | None = None,
+        constraints: Mapping[str, Mapping[str, str]] | GrantConstraints | None = None,
         name: str | None = None,
         grant_tokens: Iterable[str] = (),
     ) -> tuple[str, str]:
