@@ -1,0 +1,85 @@
+"""Binding of the S3 layer's BlobStore seam to the storage engine (s3sim.storage).
+
+Storage errors that mean "this file is not what the index says" (tampering,
+truncation, a swapped file) become S3 InternalError before any byte is sent; during
+streaming they end the response with a broken connection (see s3sim.http.s3_objects).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from s3sim.s3.blobs import BlobHeader, Written
+from s3sim.s3.errors import S3Error
+
+CORRUPT = "The stored object failed its integrity check and cannot be served."
+
+
+def _storage() -> tuple[Any, Any, Any]:
+    from s3sim.storage import blobstore, errors, objectfile
+
+    return blobstore, objectfile, errors
+
+
+class EngineReader:
+    def __init__(self, reader: Any, corrupt: type[Exception]) -> None:
+        self._reader = reader
+        self._corrupt = corrupt
+
+    async def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._reader.iter_range(start, end):
+                yield chunk
+        except self._corrupt:
+            raise S3Error("InternalError", CORRUPT) from None
+
+
+class EngineStore:
+    def __init__(self, root: Path, rng: Callable[[int], bytes], fsync: bool = True) -> None:
+        blobstore, objectfile, errors = _storage()
+        self._objectfile = objectfile
+        self._corrupt = errors.CorruptObject
+        self._store = blobstore.BlobStore(root, fsync=fsync)
+        self._fsync = fsync
+        self._rng = rng
+
+    def _header(self, h: BlobHeader) -> Any:
+        return self._objectfile.ObjectHeader(
+            kind=h.kind,
+            object_id=h.object_id,
+            key_arn=h.key_arn,
+            wrapped_key=h.wrapped_key,
+            context=dict(h.context),
+        )
+
+    async def write(
+        self,
+        chunks: AsyncIterator[bytes],
+        data_key: bytes,
+        header: BlobHeader,
+        checksum_algorithms: tuple[str, ...],
+    ) -> Written:
+        w = await self._objectfile.write_object(
+            self._store, chunks, data_key, self._header(header), checksum_algorithms, self._fsync
+        )
+        return Written(w.blob_id, w.size, w.md5_hex, dict(w.checksums))
+
+    async def open(self, blob_id: str, data_key: bytes, header: BlobHeader) -> EngineReader:
+        try:
+            reader = self._objectfile.open_object(
+                self._store, blob_id, data_key, self._header(header)
+            )
+            if inspect.isawaitable(reader):
+                reader = await reader
+        except self._corrupt:
+            raise S3Error("InternalError", CORRUPT) from None
+        return EngineReader(reader, self._corrupt)
+
+    def delete(self, blob_id: str) -> None:
+        self._store.delete(blob_id)
+
+    def list_ids(self) -> Iterable[str]:
+        return self._store.list_ids()
