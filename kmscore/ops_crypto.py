@@ -22,8 +22,11 @@ KEY_SPECS = {"AES_256": 32, "AES_128": 16}
 INCORRECT_KEY = "The key ID in the request does not identify a CMK that can perform this operation."
 
 
-def _ctx_param(context: Mapping[str, str]) -> dict[str, str] | None:
-    return dict(context) if context else None
+def _ctx_param(context: object) -> dict[str, str] | None:
+    """The context as logged: only string pairs (a bad context is logged as null)."""
+    if not context or not isinstance(context, Mapping):
+        return None
+    return {str(k): str(v) for k, v in context.items()}
 
 
 def data_key_length(key_spec: str | None, number_of_bytes: int | None) -> int:
@@ -76,13 +79,13 @@ class CryptoOps(KMSCore):
         context: Mapping[str, str] | None = None,
         grant_tokens: Iterable[str] = (),
     ) -> Encrypted:
-        ctx = ctxlib.normalize(context)
         params = {
             "keyId": key_id,
-            "encryptionContext": _ctx_param(ctx),
+            "encryptionContext": _ctx_param(context),
             "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
         }
         with self._call(caller, "Encrypt", params, read_only=True) as rec:
+            ctx = ctxlib.normalize(context)
             if (
                 not isinstance(plaintext, bytes | bytearray)
                 or not 1 <= len(plaintext) <= MAX_PLAINTEXT
@@ -140,13 +143,13 @@ class CryptoOps(KMSCore):
     ) -> DataKey:
         if number_of_bytes is not None and key_spec == "AES_256":
             key_spec = None  # the default spec yields to an explicit length
-        ctx = ctxlib.normalize(context)
-        params: dict = {"keyId": key_id, "encryptionContext": _ctx_param(ctx)}
+        params: dict = {"keyId": key_id, "encryptionContext": _ctx_param(context)}
         if key_spec is not None:
             params["keySpec"] = key_spec
         if number_of_bytes is not None:
             params["numberOfBytes"] = number_of_bytes
         with self._call(caller, op, params, read_only=True) as rec:
+            ctx = ctxlib.normalize(context)
             n = data_key_length(key_spec, number_of_bytes)
             self._check_tokens(grant_tokens)
             key = self._usable_key(caller, key_id, f"kms:{op}", ctx, rec)
@@ -162,14 +165,14 @@ class CryptoOps(KMSCore):
         key_id: str | None = None,
         grant_tokens: Iterable[str] = (),
     ) -> Decrypted:
-        ctx = ctxlib.normalize(context)
         params: dict = {
-            "encryptionContext": _ctx_param(ctx),
+            "encryptionContext": _ctx_param(context),
             "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
         }
         if key_id:
             params["keyId"] = key_id
         with self._call(caller, "Decrypt", params, read_only=True) as rec:
+            ctx = ctxlib.normalize(context)
             self._check_tokens(grant_tokens)
             plain, key, mid = self._open(caller, ciphertext_blob, ctx, key_id, "kms:Decrypt", rec)
             return Decrypted(key.arn, plain, mid)
@@ -220,16 +223,16 @@ class CryptoOps(KMSCore):
         source_key_id: str | None = None,
         grant_tokens: Iterable[str] = (),
     ) -> ReEncrypted:
-        src_ctx = ctxlib.normalize(source_context)
-        dst_ctx = ctxlib.normalize(destination_context)
         params = {
-            "sourceEncryptionContext": _ctx_param(src_ctx),
+            "sourceEncryptionContext": _ctx_param(source_context),
             "destinationKeyId": destination_key_id,
-            "destinationEncryptionContext": _ctx_param(dst_ctx),
+            "destinationEncryptionContext": _ctx_param(destination_context),
         }
         if source_key_id:
             params["sourceKeyId"] = source_key_id
         with self._call(caller, "ReEncrypt", params, read_only=True) as rec:
+            src_ctx = ctxlib.normalize(source_context)
+            dst_ctx = ctxlib.normalize(destination_context)
             self._check_tokens(grant_tokens)
             plain, src, src_mid = self._open(
                 caller, ciphertext_blob, src_ctx, source_key_id, "kms:ReEncryptFrom", rec

@@ -159,3 +159,11 @@ def test_lookup_reads_across_blocks(kms, tmp_path):
     small = [r["eventID"] for _, r in _reverse_records(kms.audit.path, size, block=97)]
     big = [r["eventID"] for _, r in _reverse_records(kms.audit.path, size)]
     assert small == big and len(big) == 41
+
+
+def test_validation_errors_are_audited_too(kms):
+    key = kms.create_key(ADMIN)
+    with pytest.raises(E.ValidationException):
+        kms.encrypt(ADMIN, key.key_id, b"x", {"a": 1})
+    rec = records(kms)[-1]
+    assert (rec["eventName"], rec["errorCode"]) == ("Encrypt", "ValidationException")
