@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
@@ -10,6 +11,7 @@ from kmscore.errors import (
     AccessDeniedException,
     KMSInvalidStateException,
     MalformedPolicyDocumentException,
+    NotFoundException,
     UnsupportedOperationException,
     ValidationException,
 )
@@ -34,6 +36,7 @@ from kmscore.service import DAY, KMSCore, to_dt
 from kmscore.tags import normalize_tags
 
 MAX_DESCRIPTION = 8192
+_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]*:\d{12}:key/([0-9a-f-]{36})$")
 
 
 def metadata(key: KeyRecord) -> KeyMetadata:
@@ -219,6 +222,21 @@ class KeyOps(KMSCore):
                 self._save()
             rec.response = {"keyId": key.arn}
             return key.arn
+
+    def key_state(self, key_arn: str) -> str:
+        """The state of a key by ARN, for in-process caches (no authorization, no audit).
+
+        "Enabled" | "Disabled" | "PendingDeletion"; NotFoundException when unknown or destroyed.
+        """
+        with self._lock:
+            m = _KEY_ARN.match(key_arn or "")
+            key = self._state.keys.get(m.group(1)) if m else None
+            if key is None:
+                raise NotFoundException(f"Key '{key_arn}' does not exist")
+            key = self._refresh(key)
+            if key.state == DESTROYED:
+                raise NotFoundException(f"Key '{key_arn}' does not exist")
+            return key.state
 
     # ------------------------------------------------------------- service keys
     def aws_managed_key(self, account: str, alias: str = "aws/s3") -> str:

@@ -402,3 +402,16 @@ def test_re_encrypt(kms, key):
     kms.disable_key(ADMIN, dst.key_id)
     with pytest.raises(E.DisabledException):
         kms.re_encrypt(ADMIN, e.ciphertext_blob, dst.key_id, {"a": "1"})
+
+
+def test_key_state_for_caches(kms, key, clock):
+    assert kms.key_state(key.arn) == "Enabled"
+    kms.disable_key(ADMIN, key.key_id)
+    assert kms.key_state(key.arn) == "Disabled"
+    kms.schedule_key_deletion(ADMIN, key.key_id, 7)
+    assert kms.key_state(key.arn) == "PendingDeletion"
+    clock.advance(7 * DAY)
+    with pytest.raises(E.NotFoundException):
+        kms.key_state(key.arn)
+    with pytest.raises(E.NotFoundException):
+        kms.key_state("garbage")
