@@ -14,7 +14,7 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from s3sim.http import s3_xml as X
-from s3sim.http.s3_objects import ObjectApi, Req
+from s3sim.http.s3_objects import ObjectApi, Req, subresources
 from s3sim.s3.errors import S3Error
 from s3sim.s3.service import S3Service
 
@@ -94,7 +94,7 @@ class S3Api:
         if m == "PUT" and "encryption" in q:
             b.put_encryption(caller, name, X.parse_encryption(await req.body()))
             return web.Response(status=200)
-        if m == "PUT" and not q:
+        if m == "PUT" and not subresources(q):
             location = X.parse_location(await req.body())
             b.create(caller, name, location)
             return web.Response(status=200, headers={"Location": f"/{name}"})
@@ -104,7 +104,7 @@ class S3Api:
         if m == "DELETE" and "encryption" in q:
             b.delete_encryption(caller, name)
             return web.Response(status=204)
-        if m == "DELETE" and not q:
+        if m == "DELETE" and not subresources(q):
             b.delete(caller, name)
             return web.Response(status=204)
         if m == "POST" and "delete" in q:

@@ -54,6 +54,16 @@ class Req:
             return None
 
 
+def subresources(q: Any) -> set[str]:
+    """Query keys that select an operation (not auth, x-id or response-* parameters)."""
+    return {
+        k
+        for k in q.keys()
+        if not k.lower().startswith(("x-amz-", "response-"))
+        and k not in ("x-id", "AWSAccessKeyId", "Signature", "Expires")
+    }
+
+
 def copy_source(h: Any) -> tuple[str, str]:
     raw = h.get("x-amz-copy-source", "")
     path, _, query = raw.partition("?")
@@ -78,7 +88,7 @@ class ObjectApi:
             return await self.upload_part(req, q)
         if m == "PUT" and "x-amz-copy-source" in req.headers:
             return await self.copy(req)
-        if m == "PUT" and not q:
+        if m == "PUT" and not subresources(q):
             return await self.put(req)
         if m == "GET" and "uploadId" in q:
             return self.list_parts(req, q)

@@ -283,6 +283,18 @@ def test_multipart_and_copy(endpoint):
     assert err(e) == ("NoSuchUpload", 404)
 
 
+def test_presigned_style_query_parameters_do_not_change_the_operation(endpoint):
+    import urllib.request
+
+    s3 = client(endpoint)
+    s3.create_bucket(Bucket="bkt")
+    url = s3.generate_presigned_url("put_object", Params={"Bucket": "bkt", "Key": "p"})
+    req = urllib.request.Request(url, data=b"pre", method="PUT")
+    assert urllib.request.urlopen(req).status == 200
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "bkt", "Key": "p"})
+    assert urllib.request.urlopen(url).read() == b"pre"
+
+
 def test_expected_bucket_owner(endpoint):
     s3 = client(endpoint)
     s3.create_bucket(Bucket="bkt")
