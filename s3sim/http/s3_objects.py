@@ -124,6 +124,7 @@ class ObjectApi:
             headers=H.standard_headers(h),
             checksum=H.parse_checksum(h, lambda: payload.trailers or {}),
             size_hint=req.size_hint(),
+            write_conditions=H.conditions(h),
         )
         headers = {"ETag": f'"{res.etag}"', **H.sse_headers(res.sse, echo_context=True)}
         headers.update(H.checksum_headers(res.checksums, res.checksum_type))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import binascii
 from base64 import b64decode, b64encode
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from kmscore.caller import Caller
 from s3sim.s3 import codec
@@ -25,6 +25,7 @@ from s3sim.s3.models import (
     SseRequest,
 )
 from s3sim.s3.reading import Body, check_conditions, parse_range, plan_segments, segment_header
+from s3sim.storage.index import ObjectRow
 
 MAX_PUT = 5 * 1024**3
 MAX_METADATA = 2048
@@ -95,6 +96,7 @@ class Objects:
         headers: Mapping[str, str] | None = None,
         checksum: ChecksumRequest | None = None,
         size_hint: int | None = None,
+        write_conditions: Conditions | None = None,
     ) -> PutResult:
         check_key(key)
         if size_hint is not None and size_hint > MAX_PUT:
@@ -106,7 +108,16 @@ class Objects:
         info = self._core.bucket(caller, bucket, "s3:PutObject")
         check_metadata(metadata or {})
         obj = await self.store_object(
-            caller, info, key, body, sse, content_type, metadata or {}, headers or {}, checksum
+            caller,
+            info,
+            key,
+            body,
+            sse,
+            content_type,
+            metadata or {},
+            headers or {},
+            checksum,
+            write_conditions,
         )
         return PutResult(
             obj.etag, obj.size, obj.sse, obj.checksums, obj.last_modified, obj.checksum_type
@@ -137,6 +148,7 @@ class Objects:
         metadata: Mapping[str, str],
         headers: Mapping[str, str],
         checksum: ChecksumRequest | None,
+        write_conditions: Conditions | None = None,
     ) -> ObjectInfo:
         """Encrypt a body into a new blob and commit it as bucket/key (the commit point)."""
         algorithms = check_checksum_request(checksum)
@@ -169,7 +181,11 @@ class Objects:
             owner_account=bucket.account,
             checksum_type="FULL_OBJECT" if checksums else None,
         )
-        old = core.index.put_object(codec.object_to_row(info))
+        try:
+            old = core.index.put_object(codec.object_to_row(info), _write_check(write_conditions))
+        except S3Error:
+            core.garbage.delete([written.blob_id])
+            raise
         if old is not None:
             core.garbage.delete(old.blob_ids())
         return info
@@ -303,6 +319,24 @@ class Objects:
         finally:
             await body.aclose()
         return new, src
+
+
+def _write_check(cond: Conditions | None) -> Callable[[ObjectRow | None], None] | None:
+    """Conditional PUT: If-None-Match: * (create only) and If-Match: <etag>."""
+    if cond is None or (cond.if_match is None and cond.if_none_match is None):
+        return None
+
+    def check(current: ObjectRow | None) -> None:
+        if cond.if_none_match is not None and current is not None:
+            raise S3Error("PreconditionFailed", Condition="If-None-Match")
+        if cond.if_match is not None:
+            if current is None:
+                raise S3Error("NoSuchKey", Key="")
+            tags = {t.strip().strip('"') for t in cond.if_match.split(",")}
+            if current.etag not in tags and "*" not in tags:
+                raise S3Error("PreconditionFailed", Condition="If-Match")
+
+    return check
 
 
 def md5_b64(md5_hex: str) -> str:

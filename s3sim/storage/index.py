@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,10 +156,17 @@ class Index:
 
     # -- objects -------------------------------------------------------------------
 
-    def put_object(self, row: ObjectRow) -> ObjectRow | None:
-        """Point bucket/key at a new version; returns the replaced row (its blobs are garbage)."""
+    def put_object(
+        self, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None = None
+    ) -> ObjectRow | None:
+        """Point bucket/key at a new version; returns the replaced row (its blobs are garbage).
+
+        `check(current)` runs inside the transaction and may raise to abort (conditional PUT).
+        """
         with self._tx() as db:
             old = _object(db, row.bucket, row.key)
+            if check is not None:
+                check(old)
             db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?)", _values(row))
             return old
 

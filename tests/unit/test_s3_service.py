@@ -277,6 +277,30 @@ async def test_overwrite_frees_old_blob_after_readers(env):
     assert await read(await s3.objects.get(ADMIN, "bkt", "k")) == b"new"
 
 
+async def test_conditional_put(env):
+    s3, _, store, _ = env
+    create_only = Conditions(if_none_match="*")
+    await s3.objects.put(
+        ADMIN, "bkt", "k", body(b"1"), sse=SseRequest(), write_conditions=create_only
+    )
+    with pytest.raises(S3Error) as e:
+        await s3.objects.put(
+            ADMIN, "bkt", "k", body(b"2"), sse=SseRequest(), write_conditions=create_only
+        )
+    assert code(e) == ("PreconditionFailed", 412)
+    assert len(store.blobs) == 1
+    with pytest.raises(S3Error) as e:
+        await s3.objects.put(
+            ADMIN, "bkt", "k", body(b"2"), sse=SseRequest(), write_conditions=Conditions('"x"')
+        )
+    assert code(e) == ("PreconditionFailed", 412)
+    etag = f'"{s3.head_object(ADMIN, "bkt", "k").etag}"'
+    await s3.objects.put(
+        ADMIN, "bkt", "k", body(b"2"), sse=SseRequest(), write_conditions=Conditions(etag)
+    )
+    assert await read(await s3.objects.get(ADMIN, "bkt", "k")) == b"2"
+
+
 async def test_range_and_conditions(env):
     s3, _, _, clock = env
     await s3.put_object(ADMIN, "bkt", "k", body(b"0123456789"), sse=SseRequest())
