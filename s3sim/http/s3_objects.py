@@ -13,7 +13,7 @@ from s3sim.http import s3_headers as H
 from s3sim.http import s3_xml as X
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import GetResult, ObjectInfo
-from s3sim.s3.reading import parse_range
+from s3sim.s3.reading import select_span
 from s3sim.s3.service import S3Service
 
 XML_LIMIT = 1024 * 1024
@@ -166,12 +166,15 @@ class ObjectApi:
         self.s3.check_ssec_transport(req.secure, customer)
         cond = H.conditions(h)
         checksum_mode = (h.get("x-amz-checksum-mode") or "").upper() == "ENABLED"
+        part_num = part_number(q) if "partNumber" in q else None
         if head:
             info = self.s3.objects.head(
                 req.caller, req.bucket, req.key, conditions=cond, customer=customer
             )
-            span = parse_range(h.get("Range"), info.size)
+            span = select_span(info, h.get("Range"), part_num)
             headers = self._headers(info, q, checksum_mode and span is None)
+            if part_num is not None and info.parts_count:
+                headers["x-amz-mp-parts-count"] = str(info.parts_count)
             return self._head_response(info, span, headers)
         res = await self.s3.objects.get(
             req.caller,
@@ -180,10 +183,12 @@ class ObjectApi:
             range_header=h.get("Range"),
             conditions=cond,
             customer=customer,
+            part_number=part_num,
         )
-        return await self._stream(
-            req, res, self._headers(res.info, q, checksum_mode and not res.partial)
-        )
+        headers = self._headers(res.info, q, checksum_mode and not res.partial)
+        if part_num is not None and res.info.parts_count:
+            headers["x-amz-mp-parts-count"] = str(res.info.parts_count)
+        return await self._stream(req, res, headers)
 
     def _headers(self, info: ObjectInfo, q: Any, checksum_mode: bool) -> dict[str, str]:
         headers = H.object_headers(info, checksum_mode)

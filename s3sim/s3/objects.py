@@ -24,7 +24,13 @@ from s3sim.s3.models import (
     SseRecord,
     SseRequest,
 )
-from s3sim.s3.reading import Body, check_conditions, parse_range, plan_segments, segment_header
+from s3sim.s3.reading import (
+    Body,
+    check_conditions,
+    plan_segments,
+    segment_header,
+    select_span,
+)
 from s3sim.storage.index import ObjectRow
 
 MAX_PUT = 5 * 1024**3
@@ -222,10 +228,11 @@ class Objects:
         range_header: str | None = None,
         conditions: Conditions | None = None,
         customer: CustomerKey | None = None,
+        part_number: int | None = None,
     ) -> GetResult:
         info = self.lookup(caller, bucket, key, "s3:GetObject")
         check_conditions(info, conditions or Conditions())
-        span = parse_range(range_header, info.size)
+        span = select_span(info, range_header, part_number)
         data_key = await self._core.keys.data_key(caller, info.sse, info.object_id, customer)
         start, end = span or (0, info.size)
         body = await self.open_body(info, data_key, start, end)

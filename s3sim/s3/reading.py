@@ -58,6 +58,27 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end
 
 
+def select_span(
+    info: ObjectInfo, range_header: str | None, part_number: int | None
+) -> tuple[int, int] | None:
+    """The bytes a GET/HEAD asks for: a Range, or one part of a multipart object."""
+    if part_number is None:
+        return parse_range(range_header, info.size)
+    if range_header:
+        raise S3Error(
+            "InvalidRequest", "Cannot specify both Range header and partNumber query parameter"
+        )
+    count = info.parts_count or 1
+    if not 1 <= part_number <= count:
+        raise S3Error(
+            "InvalidPartNumber", PartNumberRequested=str(part_number), ActualPartCount=str(count)
+        )
+    if not info.parts_count:
+        return None
+    start = sum(s.size for s in info.segments[: part_number - 1])
+    return start, start + info.segments[part_number - 1].size
+
+
 def segment_header(info: ObjectInfo, index: int) -> BlobHeader:
     """The blob header of segment `index` of an object, rebuilt from the index."""
     kind = "part" if info.parts_count else "object"

@@ -262,6 +262,12 @@ def test_multipart_and_copy(endpoint):
     )
     assert r["ETag"].endswith('-2"') and r["ServerSideEncryption"] == "aws:kms"
     assert s3.get_object(Bucket="bkt", Key="mp")["Body"].read()[-4:] == b"aend"
+    g = s3.get_object(Bucket="bkt", Key="mp", PartNumber=2)
+    assert g["Body"].read() == b"end" and g["PartsCount"] == 2
+    assert s3.head_object(Bucket="bkt", Key="mp", PartNumber=1)["ContentLength"] == 5242880
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket="bkt", Key="mp", PartNumber=3)
+    assert err(e) == ("InvalidPartNumber", 416)
     with pytest.raises(ClientError) as e:
         s3.upload_part(Bucket="bkt", Key="mp", UploadId=uid, PartNumber=3, Body=b"x")
     assert err(e) == ("NoSuchUpload", 404)
