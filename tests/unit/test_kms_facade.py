@@ -415,3 +415,28 @@ def test_key_state_for_caches(kms, key, clock):
         kms.key_state(key.arn)
     with pytest.raises(E.NotFoundException):
         kms.key_state("garbage")
+
+
+def test_concurrent_use_from_threads(kms, key):
+    import threading
+
+    errors = []
+
+    def work():
+        try:
+            for _ in range(20):
+                dk = kms.generate_data_key(ADMIN, key.key_id, {"t": "1"})
+                assert kms.decrypt(ADMIN, dk.ciphertext_blob, {"t": "1"}).plaintext == dk.plaintext
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for _ in range(3):
+        kms.rotate_key_on_demand(ADMIN, key.key_id)
+    for t in threads:
+        t.join()
+    assert errors == []
+    lines = kms.audit.path.read_text().splitlines()
+    assert len(lines) == 1 + 4 * 20 * 2 + 3  # CreateKey + every call + rotations
