@@ -13,6 +13,7 @@ from s3sim.http import s3_headers as H
 from s3sim.http import s3_xml as X
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import GetResult, ObjectInfo
+from s3sim.s3.objects import update_encryption
 from s3sim.s3.reading import select_span
 from s3sim.s3.service import S3Service
 
@@ -86,6 +87,12 @@ class ObjectApi:
             if "x-amz-copy-source" in req.headers:
                 return await self.upload_part_copy(req, q)
             return await self.upload_part(req, q)
+        if m == "PUT" and "encryption" in q:
+            arn, bucket_key = X.parse_object_encryption(await req.body())
+            await update_encryption(
+                self.s3.objects, req.caller, req.bucket, req.key, arn, bucket_key
+            )
+            return web.Response(status=200)
         if m == "PUT" and "x-amz-copy-source" in req.headers:
             return await self.copy(req)
         if m == "PUT" and not subresources(q):

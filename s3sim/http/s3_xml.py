@@ -98,6 +98,15 @@ def parse_encryption(body: bytes) -> EncryptionRule:
     return EncryptionRule(alg, key, bk)
 
 
+def parse_object_encryption(body: bytes) -> tuple[str, bool]:
+    """UpdateObjectEncryption's body: (KMS key ARN, bucket key enabled)."""
+    kms = _parse(body).find("SSE-KMS")
+    arn = (kms.findtext("KMSKeyArn") or "").strip() if kms is not None else ""
+    if not arn:
+        raise S3Error("MalformedXML")
+    return arn, (kms.findtext("BucketKeyEnabled") or "false").strip().lower() == "true"
+
+
 def parse_location(body: bytes) -> str | None:
     if not body.strip():
         return None

@@ -42,7 +42,7 @@ class EngineStore:
         blobstore, objectfile, errors = _storage()
         self._objectfile = objectfile
         self._corrupt = errors.CorruptObject
-        self._store = blobstore.BlobStore(root, fsync=fsync)
+        self._store = blobstore.BlobStore(root, fsync=fsync, rng=rng)
         self._fsync = fsync
         self._rng = rng
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import binascii
+import re
 from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 
 from kmscore.caller import Caller
 from s3sim.s3 import codec
@@ -155,6 +157,7 @@ class Objects:
         headers: Mapping[str, str],
         checksum: ChecksumRequest | None,
         write_conditions: Conditions | None = None,
+        preserve: ObjectInfo | None = None,
     ) -> ObjectInfo:
         """Encrypt a body into a new blob and commit it as bucket/key (the commit point)."""
         algorithms = check_checksum_request(checksum)
@@ -175,8 +178,8 @@ class Objects:
             bucket=bucket.name,
             key=key,
             size=written.size,
-            etag=written.md5_hex,
-            last_modified=core.clock.now(),
+            etag=preserve.etag if preserve else written.md5_hex,
+            last_modified=preserve.last_modified if preserve else core.clock.now(),
             content_type=content_type or DEFAULT_CONTENT_TYPE,
             metadata=dict(metadata),
             headers=dict(headers),
@@ -187,8 +190,17 @@ class Objects:
             owner_account=bucket.account,
             checksum_type="FULL_OBJECT" if checksums else None,
         )
+        check = _write_check(write_conditions)
+        if preserve is not None:
+            info = replace(
+                info,
+                checksums=preserve.checksums,
+                checksum_type=preserve.checksum_type,
+                parts_count=0,
+            )
+            check = _unchanged(preserve.object_id)
         try:
-            old = core.index.put_object(codec.object_to_row(info), _write_check(write_conditions))
+            old = core.index.put_object(codec.object_to_row(info), check)
         except S3Error:
             core.garbage.delete([written.blob_id])
             raise
@@ -344,6 +356,51 @@ def _write_check(cond: Conditions | None) -> Callable[[ObjectRow | None], None] 
                 raise S3Error("PreconditionFailed", Condition="If-Match")
 
     return check
+
+
+def _unchanged(object_id: str) -> Callable[[ObjectRow | None], None]:
+    def check(current: ObjectRow | None) -> None:
+        if current is None or current.object_id != object_id:
+            raise S3Error("PreconditionFailed", "The object changed during the operation")
+
+    return check
+
+
+KMS_KEY_ARN = re.compile(r"arn:aws[-a-z0-9]*:kms:[-a-z0-9]*:[0-9]{12}:key/.+")
+
+
+async def update_encryption(
+    objects: Objects, caller: Caller, bucket: str, key: str, kms_key_arn: str, bucket_key: bool
+) -> ObjectInfo:
+    """UpdateObjectEncryption: the object re-encrypted under SSE-KMS, ETag and metadata kept.
+
+    Our file format binds the wrapped key into each file's header, so this rewrites
+    the object (atomically, committed only if the object did not change meanwhile).
+    """
+    if not KMS_KEY_ARN.fullmatch(kms_key_arn):
+        raise S3Error("InvalidRequest", "KMSKeyArn must be the full ARN of a KMS key")
+    src = objects.lookup(caller, bucket, key, "s3:PutObject")
+    if src.sse.algorithm == "SSE-C":
+        raise S3Error("InvalidRequest", "UpdateObjectEncryption is not supported for SSE-C objects")
+    dst = objects._core.bucket(caller, bucket, "s3:PutObject")
+    data_key = await objects._core.keys.data_key(caller, src.sse, src.object_id, None)
+    body = await objects.open_body(src, data_key, 0, src.size)
+    sse = SseRequest("aws:kms", kms_key_arn, bucket_key_enabled=bucket_key)
+    try:
+        return await objects.store_object(
+            caller,
+            dst,
+            key,
+            body,
+            sse,
+            src.content_type,
+            src.metadata,
+            src.headers,
+            None,
+            preserve=src,
+        )
+    finally:
+        await body.aclose()
 
 
 def md5_b64(md5_hex: str) -> str:

@@ -212,6 +212,13 @@ def test_sse_kms_headers(endpoint):
             Bucket="bkt", Key="k", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId="nope"
         )
     assert err(e) == ("KMS.NotFoundException", 400)
+    s3.put_object(Bucket="bkt", Key="plain", Body=b"p")
+    arn = "arn:aws:kms:us-east-1:111122223333:key/k1"
+    s3.update_object_encryption(
+        Bucket="bkt", Key="plain", ObjectEncryption={"SSEKMS": {"KMSKeyArn": arn}}
+    )
+    h = s3.head_object(Bucket="bkt", Key="plain")
+    assert h["ServerSideEncryption"] == "aws:kms" and h["SSEKMSKeyId"] == arn
 
 
 def test_listing(endpoint):

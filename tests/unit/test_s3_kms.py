@@ -83,3 +83,19 @@ async def test_bucket_key_generates_once(env):
     gens = [e for e in events if e["eventName"] == "GenerateDataKey"]
     assert len(gens) == 1
     assert gens[0]["requestParameters"]["encryptionContext"] == {"aws:s3:arn": "arn:aws:s3:::bkt"}
+
+
+async def test_update_object_encryption_keeps_etag_and_data(env):
+    from s3sim.s3.objects import update_encryption
+
+    s3, kms, _ = env
+    key = kms.create_key(ADMIN)
+    res = await s3.put_object(ADMIN, "bkt", "k", body(b"payload"), sse=SseRequest())
+    with pytest.raises(S3Error) as e:
+        await update_encryption(s3.objects, ADMIN, "bkt", "k", key.key_id, False)
+    assert code(e) == ("InvalidRequest", 400)
+    info = await update_encryption(s3.objects, ADMIN, "bkt", "k", key.arn, True)
+    assert info.etag == res.etag and info.sse.key_arn == key.arn and info.sse.bucket_key
+    head = s3.head_object(ADMIN, "bkt", "k")
+    assert head.sse.algorithm == "aws:kms" and head.last_modified == res.last_modified
+    assert await read(await s3.objects.get(ADMIN, "bkt", "k")) == b"payload"
