@@ -8,12 +8,10 @@ Completing commits an object whose segments are the chosen parts' blobs.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Mapping
 
 from kmscore.caller import Caller
 from s3sim.s3 import codec
-from s3sim.s3.checksum_math import composite_checksum
 from s3sim.s3.core import Core, check_key
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import (
@@ -37,6 +35,7 @@ from s3sim.s3.objects import (
     verify_written,
 )
 from s3sim.s3.reading import Body, parse_range
+from s3sim.storage.checksums import composite_checksum, multipart_etag
 
 MIN_PART = 5 * 1024**2
 MAX_PARTS = 10_000
@@ -212,8 +211,7 @@ class Multipart:
     ) -> tuple[PutResult, UploadInfo]:
         up = self.upload(caller, bucket, key, upload_id)
         chosen = self._check_parts(upload_id, parts)
-        md5s = b"".join(bytes.fromhex(p.etag) for p in chosen)
-        etag = f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"
+        etag = multipart_etag(p.etag for p in chosen)
         size = sum(p.size for p in chosen)
         if size > MAX_OBJECT:
             raise S3Error("EntityTooLarge")
