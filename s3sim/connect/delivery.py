@@ -1,0 +1,239 @@
+"""Phase 2: the background worker that delivers staged items to the customer's bucket.
+
+Each item goes to `<BucketPrefix>/YYYY/MM/DD/<ContactId>_<YYYYMMDD>T<HH:MM>_UTC.<ext>`
+(UTC time of ingest) with SSE-KMS under the storage config's key, written by the
+instance's service role (KMS access through the grant). The target key is fixed by
+the item, so a retry (after a failure or a kill -9) rewrites the same object or finds
+it already there: never a second one. Failures keep the item staged, FAILED with the
+AWS error, retried with exponential backoff on the (simulated) clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from kmscore.clock import Clock
+from kmscore.errors import KMSError
+from s3sim.connect.access import service_role
+from s3sim.connect.models import (
+    DELIVERED,
+    DELIVERING,
+    FAILED,
+    STAGED,
+    WAITING_FOR_CONFIG,
+    Instance,
+    Item,
+    StorageConfig,
+)
+from s3sim.connect.paths import backoff_seconds, target_key
+from s3sim.connect.staging import IntermediateStore
+from s3sim.connect.store import Store
+from s3sim.s3.errors import S3Error
+from s3sim.s3.models import SseRequest
+
+log = logging.getLogger(__name__)
+
+
+def error_of(err: BaseException) -> tuple[str, str]:
+    """The AWS error behind a failure: a KMS error S3 ran into wins over S3's mapping."""
+    seen: set[int] = set()
+    e: BaseException | None = err
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, KMSError):
+            return e.code, e.message
+        e = e.__cause__ or e.__context__
+    if isinstance(err, S3Error):
+        return err.code, err.message
+    return "InternalServiceException", f"{type(err).__name__}: {err}"
+
+
+def sse_for(config: StorageConfig) -> SseRequest:
+    return SseRequest("aws:kms", config.key_arn) if config.key_arn else SseRequest()
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        store: Store,
+        staging: IntermediateStore,
+        s3: Any,
+        clock: Clock,
+        *,
+        retention_seconds: float = 86400.0,
+        max_parallel: int = 8,
+        retry_base: float = 1.0,
+        retry_cap: float = 300.0,
+        poll_interval: float = 0.2,
+        retire_grants: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._store = store
+        self._staging = staging
+        self._s3 = s3
+        self._clock = clock
+        self._retention = retention_seconds
+        self._sem = asyncio.Semaphore(max_parallel)
+        self._max_parallel = max_parallel
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._poll = poll_interval
+        self._retire_grants = retire_grants
+        self._in_flight: dict[str, asyncio.Task] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.delivered_count = 0
+
+    # -- lifecycle ---------------------------------------------------------------
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="connect-delivery")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        pending = list(self._in_flight.values())
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.run_once(wait=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep delivering whatever one pass ran into
+                log.exception("connect delivery pass failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._poll)
+            except TimeoutError:
+                pass
+
+    # -- one pass ----------------------------------------------------------------
+    async def run_once(self, wait: bool = True) -> int:
+        """Maintenance, then start every due delivery; with wait, until they finish."""
+        now = self._clock.now()
+        await asyncio.to_thread(self._staging.maintain, now, self._retention)
+        await asyncio.to_thread(self._promote_waiting)
+        self._retire_grants()
+        room = self._max_parallel * 4
+        due = await asyncio.to_thread(self._store.due_items, now, room + len(self._in_flight))
+        started = []
+        for item in due:
+            if item.item_id in self._in_flight or item.status == WAITING_FOR_CONFIG:
+                continue
+            task = asyncio.create_task(self._guarded(item))
+            self._in_flight[item.item_id] = task
+            started.append(task)
+        if wait and started:
+            await asyncio.gather(*started, return_exceptions=True)
+        return len(started)
+
+    def _promote_waiting(self) -> None:
+        """Items that wait for a config that now exists become due (closes an ingest race)."""
+        for inst in self._store.instances():
+            for cfg in self._store.configs(inst.instance_id):
+                self._store.set_waiting_for_type(inst.instance_id, cfg.resource_type, STAGED)
+
+    async def _guarded(self, item: Item) -> None:
+        try:
+            async with self._sem:
+                await self.deliver(item)
+        finally:
+            self._in_flight.pop(item.item_id, None)
+
+    # -- one item ----------------------------------------------------------------
+    async def deliver(self, item: Item) -> str:
+        """Deliver one item; returns its new status."""
+        inst = self._store.get_instance(item.instance_id)
+        config = self._store.config_for(item.instance_id, item.resource_type)
+        now = self._clock.now()
+        if inst is None:
+            return item.status
+        if config is None:
+            self._store.update_item(
+                item.item_id, item.generation, status=WAITING_FOR_CONFIG, updated_at=now
+            )
+            return WAITING_FOR_CONFIG
+        attempts = item.attempts + 1
+        if not self._store.update_item(
+            item.item_id, item.generation, status=DELIVERING, attempts=attempts, updated_at=now
+        ):
+            return item.status  # re-staged meanwhile: the new generation is delivered instead
+        key = target_key(config.prefix, item.contact_id, item.ext, item.staged_at)
+        try:
+            await self._put(inst, item, config, key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # every failure keeps the item, with its AWS error
+            return self._failed(item, attempts, err)
+        location = f"{config.bucket}/{key}"
+        done = self._store.update_item(
+            item.item_id,
+            item.generation,
+            status=DELIVERED,
+            location=location,
+            delivered_at=self._clock.now(),
+            updated_at=self._clock.now(),
+            blob_id=None,
+            next_attempt_at=None,
+            last_error_code=None,
+            last_error_message=None,
+        )
+        if done:
+            self._staging.destroy_blob(item.blob_id)
+            self.delivered_count += 1
+        self._retire_grants()
+        return DELIVERED
+
+    async def _put(self, inst: Instance, item: Item, config: StorageConfig, key: str) -> None:
+        role = service_role(inst)
+        if await self._already_there(role, config, key, item):
+            return
+        body, release = await self._staging.open(inst, item)
+        try:
+            await self._s3.put_object(
+                role, config.bucket, key, body, sse=sse_for(config), content_type=item.content_type
+            )
+        finally:
+            release()
+
+    async def _already_there(self, role: Any, config: StorageConfig, key: str, item: Item) -> bool:
+        """A delivery cut short after its PUT committed: the object is already right."""
+        try:
+            info = await asyncio.to_thread(self._s3.head_object, role, config.bucket, key)
+        except S3Error:
+            return False
+        same_key = not config.key_arn or info.sse.key_arn == config.key_arn
+        return info.etag == item.etag and info.size == item.size and same_key
+
+    def _failed(self, item: Item, attempts: int, err: BaseException) -> str:
+        code, message = error_of(err)
+        if code == "InternalServiceException":
+            log.warning("connect delivery of %s failed", item.item_id, exc_info=err)
+        delay = backoff_seconds(attempts, self._retry_base, self._retry_cap)
+        now = self._clock.now()
+        self._store.update_item(
+            item.item_id,
+            item.generation,
+            status=FAILED,
+            last_error_code=code,
+            last_error_message=message,
+            next_attempt_at=now + timedelta(seconds=delay),
+            updated_at=now,
+        )
+        self._retire_grants()
+        return FAILED
+
+
+__all__ = ["DeliveryWorker", "error_of", "sse_for", "DELIVERING"]

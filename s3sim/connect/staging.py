@@ -1,0 +1,239 @@
+"""Phase 1: the intermediate store.
+
+A recording enters through S3 (bucket `connect-staging`, key
+`<InstanceId>/<ResourceType>/<ContactId>.<ext>`) and is kept encrypted under a data
+key that belongs to one instance only: generated from Connect's AWS-owned key with
+the encryption context {"aws:connect:instanceArn": <instance ARN>}, used for at most
+`rotate_items` items or `rotate_seconds` seconds, never by another instance.
+Expiry (retention) and delivery destroy the staged bytes; a data key is destroyed
+once it is retired and no pending item needs it, so what is left is unreadable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from kmscore.caller import Caller
+from kmscore.clock import Clock
+from s3sim.connect.access import connect_itself
+from s3sim.connect.models import (
+    CHANNELS,
+    CONNECT_PRINCIPAL,
+    CONTENT_TYPES,
+    CONTEXT_KEY,
+    EXPIRED,
+    OWNED_KEY_NAME,
+    STAGED,
+    WAITING_FOR_CONFIG,
+    Contact,
+    DataKeyRecord,
+    Instance,
+    Item,
+)
+from s3sim.connect.paths import BadStagingKey, StagingKey, contact_arn, parse_staging_key
+from s3sim.connect.store import Store
+from s3sim.s3.blobs import BlobHeader, BlobStore, Garbage
+from s3sim.s3.errors import S3Error
+
+STAGING_KIND = "staging"
+
+
+def instance_context(inst: Instance) -> dict[str, str]:
+    return {CONTEXT_KEY: inst.arn}
+
+
+def blob_header(inst: Instance, item_id: str, dk: DataKeyRecord) -> BlobHeader:
+    return BlobHeader(STAGING_KIND, item_id, dk.key_arn, dk.ciphertext_blob, instance_context(inst))
+
+
+class IntermediateStore:
+    """The S3 staging sink (validate/ingest) and the staged items' keys and bytes."""
+
+    def __init__(
+        self,
+        store: Store,
+        kms: Any,
+        blobs: BlobStore,
+        clock: Clock,
+        rng: Callable[[int], bytes],
+        *,
+        delivery_delay: float = 0.0,
+        rotate_items: int = 100,
+        rotate_seconds: float = 3600.0,
+        on_ingest: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._kms = kms
+        self._blobs = blobs
+        self.garbage = Garbage(blobs)
+        self._clock = clock
+        self._rng = rng
+        self._delay = delivery_delay
+        self._rotate_items = rotate_items
+        self._rotate_seconds = rotate_seconds
+        self._on_ingest = on_ingest
+        self._plain: dict[str, bytes] = {}  # dk_id -> plaintext data key (memory only)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._owned: str | None = None
+
+    def owned_key(self) -> str:
+        if self._owned is None:
+            self._owned = self._kms.aws_owned_key(CONNECT_PRINCIPAL, OWNED_KEY_NAME)
+        return self._owned
+
+    def sweep_orphans(self) -> int:
+        """Remove blobs no item references (an ingest cut short by a crash)."""
+        return self.garbage.sweep(self._store.staged_blob_ids())
+
+    # -- the S3 staging sink -----------------------------------------------------
+    def validate(self, caller: Caller, key: str) -> tuple[Instance, StagingKey]:
+        try:
+            sk = parse_staging_key(key)
+        except BadStagingKey as err:
+            raise S3Error("InvalidArgument", f"connect-staging: {err}") from None
+        inst = self._store.get_instance(sk.instance_id)
+        if inst is None or inst.account != caller.account:
+            raise S3Error(
+                "AccessDenied",
+                f"connect-staging: no Amazon Connect instance {sk.instance_id} in account "
+                f"{caller.account}",
+            )
+        if not caller.iam_allows("s3:PutObject"):
+            raise S3Error("AccessDenied", f"User: {caller.arn} may not perform s3:PutObject")
+        return inst, sk
+
+    async def ingest(
+        self,
+        caller: Caller,
+        key: str,
+        body: AsyncIterator[bytes],
+        content_type: str | None,
+        size_hint: int | None,
+    ) -> tuple[str, int]:
+        inst, sk = self.validate(caller, key)
+        dk, plain = await self._data_key(inst)
+        item_id = str(uuid.UUID(bytes=self._rng(16), version=4))
+        written = await self._blobs.write(body, plain, blob_header(inst, item_id, dk), ())
+        now = self._clock.now()
+        has_config = self._store.config_for(inst.instance_id, sk.resource_type) is not None
+        item = Item(
+            item_id=item_id,
+            instance_id=inst.instance_id,
+            resource_type=sk.resource_type,
+            contact_id=sk.contact_id,
+            ext=sk.ext,
+            status=STAGED if has_config else WAITING_FOR_CONFIG,
+            staged_at=now,
+            updated_at=now,
+            size=written.size,
+            etag=written.md5_hex,
+            content_type=content_type or CONTENT_TYPES[sk.ext],
+            blob_id=written.blob_id,
+            dk_id=dk.dk_id,
+            next_attempt_at=now + timedelta(seconds=self._delay) if self._delay else None,
+        )
+        contact = Contact(
+            inst.instance_id,
+            sk.contact_id,
+            contact_arn(inst.arn, sk.contact_id),
+            CHANNELS[sk.resource_type],
+            now,
+        )
+        try:
+            old_blob = await asyncio.to_thread(self._store.stage_item, item, contact)
+        except BaseException:
+            self.garbage.delete([written.blob_id])
+            raise
+        if old_blob:
+            self.garbage.delete([old_blob])
+        self._on_ingest()
+        return written.md5_hex, written.size
+
+    # -- data keys ---------------------------------------------------------------
+    async def _data_key(self, inst: Instance) -> tuple[DataKeyRecord, bytes]:
+        """The instance's current data key, rotated after N items or T seconds."""
+        lock = self._locks.setdefault(inst.instance_id, asyncio.Lock())
+        async with lock:
+            dk = self._store.current_data_key(inst.instance_id)
+            if dk is not None and not self._worn_out(dk):
+                return dk, await self.plaintext(inst, dk)
+            if dk is not None:
+                self._store.retire_data_key(dk.dk_id)
+            return await asyncio.to_thread(self._new_data_key, inst)
+
+    def _worn_out(self, dk: DataKeyRecord) -> bool:
+        age = (self._clock.now() - dk.created).total_seconds()
+        return dk.items >= self._rotate_items or age >= self._rotate_seconds
+
+    def _new_data_key(self, inst: Instance) -> tuple[DataKeyRecord, bytes]:
+        out = self._kms.generate_data_key(
+            connect_itself(inst), self.owned_key(), instance_context(inst)
+        )
+        dk = DataKeyRecord(
+            dk_id=self._rng(16).hex(),
+            instance_id=inst.instance_id,
+            key_arn=out.key_arn,
+            ciphertext_blob=out.ciphertext_blob,
+            created=self._clock.now(),
+            items=0,
+            retired=False,
+        )
+        self._store.insert_data_key(dk)
+        self._plain[dk.dk_id] = out.plaintext
+        return dk, out.plaintext
+
+    async def plaintext(self, inst: Instance, dk: DataKeyRecord) -> bytes:
+        """The data key in the clear: from memory, else Decrypt with the instance context."""
+        plain = self._plain.get(dk.dk_id)
+        if plain is None:
+            out = await asyncio.to_thread(
+                self._kms.decrypt, connect_itself(inst), dk.ciphertext_blob, instance_context(inst)
+            )
+            plain = self._plain[dk.dk_id] = out.plaintext
+        return plain
+
+    # -- reading and destroying --------------------------------------------------
+    async def open(self, inst: Instance, item: Item) -> tuple[AsyncIterator[bytes], Callable]:
+        """The staged bytes (verified while read) and a release function to call after."""
+        dk = self._store.get_data_key(item.dk_id) if item.dk_id else None
+        if dk is None or item.blob_id is None:
+            raise LookupError(f"item {item.item_id}: its staged data is gone")
+        plain = await self.plaintext(inst, dk)
+        release = self.garbage.pin([item.blob_id])
+        try:
+            reader = await self._blobs.open(
+                item.blob_id, plain, blob_header(inst, item.item_id, dk)
+            )
+        except BaseException:
+            release()
+            raise
+        return reader.iter_range(0, item.size), release
+
+    def destroy_blob(self, blob_id: str | None) -> None:
+        if blob_id:
+            self.garbage.delete([blob_id])
+
+    def maintain(self, now: datetime, retention_seconds: float) -> tuple[int, int]:
+        """Retire worn-out keys, expire items past retention, destroy unneeded data keys.
+
+        Returns (items expired, data keys destroyed).
+        """
+        for dk in self._store.data_keys():
+            if not dk.retired and (now - dk.created).total_seconds() >= self._rotate_seconds:
+                self._store.retire_data_key(dk.dk_id)
+        expired = self._store.expired_items(now - timedelta(seconds=retention_seconds))
+        for item in expired:
+            if self._store.update_item(
+                item.item_id, item.generation, status=EXPIRED, blob_id=None, updated_at=now
+            ):
+                self.destroy_blob(item.blob_id)
+                if item.dk_id:
+                    self._store.retire_data_key(item.dk_id)
+        destroyed = self._store.destroy_unused_data_keys()
+        for dk_id in destroyed:
+            self._plain.pop(dk_id, None)
+        return len(expired), len(destroyed)

@@ -1,0 +1,428 @@
+"""Connect's metadata in SQLite (<data-dir>/connect/connect.db): WAL, one transaction
+per change, fsynced at commit (synchronous=FULL) so an acknowledged ingest survives
+kill -9. Thread-safe through one lock around one connection."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from s3sim.connect.models import (
+    DELIVERED,
+    DELIVERING,
+    PENDING,
+    Contact,
+    DataKeyRecord,
+    Instance,
+    Item,
+    StorageConfig,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+  instance_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, alias TEXT,
+  idm_type TEXT NOT NULL, inbound INTEGER NOT NULL, outbound INTEGER NOT NULL,
+  created REAL NOT NULL, service_role TEXT NOT NULL, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS storage_configs (
+  association_id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, resource_type TEXT NOT NULL,
+  bucket TEXT NOT NULL, prefix TEXT NOT NULL, key_arn TEXT NOT NULL, grant_id TEXT,
+  grant_token TEXT, created REAL NOT NULL, UNIQUE (instance_id, resource_type));
+CREATE TABLE IF NOT EXISTS retiring_grants (
+  grant_id TEXT PRIMARY KEY, grant_token TEXT NOT NULL, key_arn TEXT NOT NULL,
+  instance_id TEXT NOT NULL, resource_type TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS data_keys (
+  dk_id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, key_arn TEXT NOT NULL,
+  blob BLOB NOT NULL, created REAL NOT NULL, items INTEGER NOT NULL, retired INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+  item_id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, resource_type TEXT NOT NULL,
+  contact_id TEXT NOT NULL, ext TEXT NOT NULL, status TEXT NOT NULL, staged_at REAL NOT NULL,
+  updated_at REAL NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+  content_type TEXT NOT NULL, blob_id TEXT, dk_id TEXT, attempts INTEGER NOT NULL,
+  next_attempt_at REAL, last_error_code TEXT, last_error_message TEXT, location TEXT,
+  delivered_at REAL, generation INTEGER NOT NULL,
+  UNIQUE (instance_id, resource_type, contact_id, ext));
+CREATE INDEX IF NOT EXISTS items_by_status ON items (status, next_attempt_at);
+CREATE TABLE IF NOT EXISTS contacts (
+  instance_id TEXT NOT NULL, contact_id TEXT NOT NULL, arn TEXT NOT NULL,
+  channel TEXT NOT NULL, initiated REAL NOT NULL, PRIMARY KEY (instance_id, contact_id));
+"""
+
+_ITEM_COLS = (
+    "item_id, instance_id, resource_type, contact_id, ext, status, staged_at, updated_at, "
+    "size, etag, content_type, blob_id, dk_id, attempts, next_attempt_at, last_error_code, "
+    "last_error_message, location, delivered_at, generation"
+)
+_PENDING = "(" + ",".join(f"'{s}'" for s in PENDING) + ")"
+
+
+def _ts(t: datetime | None) -> float | None:
+    return None if t is None else t.timestamp()
+
+
+def _dt(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, tz=UTC)
+
+
+def _instance(r: Any) -> Instance:
+    return Instance(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), _dt(r[7]), r[8], r[9])
+
+
+def _config(r: Any) -> StorageConfig:
+    return StorageConfig(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _dt(r[8]))
+
+
+def _data_key(r: Any) -> DataKeyRecord:
+    return DataKeyRecord(r[0], r[1], r[2], bytes(r[3]), _dt(r[4]), r[5], bool(r[6]))
+
+
+def _item(r: Any) -> Item:
+    return Item(
+        *r[:6], _dt(r[6]), _dt(r[7]), *r[8:14], _dt(r[14]), r[15], r[16], r[17], _dt(r[18]), r[19]
+    )
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One transaction (BEGIN IMMEDIATE .. COMMIT), rolled back on error."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _all(self, sql: str, args: tuple = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _one(self, sql: str, args: tuple = ()) -> Any:
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()
+
+    # -- instances -------------------------------------------------------------------
+    def insert_instance(self, i: Instance) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO instances VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    i.instance_id,
+                    i.arn,
+                    i.account,
+                    i.alias,
+                    i.identity_management_type,
+                    int(i.inbound_calls),
+                    int(i.outbound_calls),
+                    _ts(i.created),
+                    i.service_role,
+                    i.status,
+                ),
+            )
+
+    def get_instance(self, instance_id: str) -> Instance | None:
+        r = self._one("SELECT * FROM instances WHERE instance_id=?", (instance_id,))
+        return None if r is None else _instance(r)
+
+    def instances(self, account: str | None = None) -> list[Instance]:
+        if account is None:
+            rows = self._all("SELECT * FROM instances ORDER BY created, instance_id")
+        else:
+            rows = self._all(
+                "SELECT * FROM instances WHERE account=? ORDER BY created, instance_id", (account,)
+            )
+        return [_instance(r) for r in rows]
+
+    def alias_taken(self, account: str, alias: str) -> bool:
+        return bool(
+            self._one("SELECT 1 FROM instances WHERE account=? AND alias=?", (account, alias))
+        )
+
+    def delete_instance(self, instance_id: str) -> list[str]:
+        """Remove the instance and everything it owns; returns the staged blob ids."""
+        with self.tx() as db:
+            blobs = [
+                r[0]
+                for r in db.execute(
+                    "SELECT blob_id FROM items WHERE instance_id=? AND blob_id IS NOT NULL",
+                    (instance_id,),
+                )
+            ]
+            for table in ("items", "data_keys", "storage_configs", "contacts", "instances"):
+                db.execute(f"DELETE FROM {table} WHERE instance_id=?", (instance_id,))
+        return blobs
+
+    # -- storage configs ---------------------------------------------------------------
+    def insert_config(self, c: StorageConfig) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO storage_configs VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    c.association_id,
+                    c.instance_id,
+                    c.resource_type,
+                    c.bucket,
+                    c.prefix,
+                    c.key_arn,
+                    c.grant_id,
+                    c.grant_token,
+                    _ts(c.created),
+                ),
+            )
+
+    def replace_config(self, c: StorageConfig) -> None:
+        with self.tx() as db:
+            db.execute(
+                "UPDATE storage_configs SET bucket=?, prefix=?, key_arn=?, grant_id=?, "
+                "grant_token=? WHERE association_id=?",
+                (c.bucket, c.prefix, c.key_arn, c.grant_id, c.grant_token, c.association_id),
+            )
+
+    def get_config(self, instance_id: str, association_id: str) -> StorageConfig | None:
+        r = self._one(
+            "SELECT * FROM storage_configs WHERE instance_id=? AND association_id=?",
+            (instance_id, association_id),
+        )
+        return None if r is None else _config(r)
+
+    def config_for(self, instance_id: str, resource_type: str) -> StorageConfig | None:
+        r = self._one(
+            "SELECT * FROM storage_configs WHERE instance_id=? AND resource_type=?",
+            (instance_id, resource_type),
+        )
+        return None if r is None else _config(r)
+
+    def configs(self, instance_id: str) -> list[StorageConfig]:
+        rows = self._all(
+            "SELECT * FROM storage_configs WHERE instance_id=? ORDER BY created, association_id",
+            (instance_id,),
+        )
+        return [_config(r) for r in rows]
+
+    def delete_config(self, association_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM storage_configs WHERE association_id=?", (association_id,))
+
+    # -- grants waiting to be retired ----------------------------------------------------
+    def add_retiring(self, c: StorageConfig) -> None:
+        if not c.grant_id or not c.grant_token:
+            return
+        with self.tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO retiring_grants VALUES (?,?,?,?,?)",
+                (c.grant_id, c.grant_token, c.key_arn, c.instance_id, c.resource_type),
+            )
+
+    def retiring(self) -> list[tuple[str, str, str, str, str]]:
+        return [tuple(r) for r in self._all("SELECT * FROM retiring_grants")]
+
+    def remove_retiring(self, grant_id: str) -> None:
+        with self.tx() as db:
+            db.execute("DELETE FROM retiring_grants WHERE grant_id=?", (grant_id,))
+
+    def delivering_with_key(self, instance_id: str, resource_type: str) -> int:
+        r = self._one(
+            "SELECT COUNT(*) FROM items WHERE instance_id=? AND resource_type=? AND status=?",
+            (instance_id, resource_type, DELIVERING),
+        )
+        return int(r[0])
+
+    # -- data keys ----------------------------------------------------------------------
+    def insert_data_key(self, d: DataKeyRecord) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO data_keys VALUES (?,?,?,?,?,?,?)",
+                (
+                    d.dk_id,
+                    d.instance_id,
+                    d.key_arn,
+                    d.ciphertext_blob,
+                    _ts(d.created),
+                    d.items,
+                    int(d.retired),
+                ),
+            )
+
+    def current_data_key(self, instance_id: str) -> DataKeyRecord | None:
+        r = self._one(
+            "SELECT * FROM data_keys WHERE instance_id=? AND retired=0 ORDER BY created DESC",
+            (instance_id,),
+        )
+        return None if r is None else _data_key(r)
+
+    def get_data_key(self, dk_id: str) -> DataKeyRecord | None:
+        r = self._one("SELECT * FROM data_keys WHERE dk_id=?", (dk_id,))
+        return None if r is None else _data_key(r)
+
+    def data_keys(self, instance_id: str | None = None) -> list[DataKeyRecord]:
+        if instance_id is None:
+            return [_data_key(r) for r in self._all("SELECT * FROM data_keys")]
+        rows = self._all("SELECT * FROM data_keys WHERE instance_id=?", (instance_id,))
+        return [_data_key(r) for r in rows]
+
+    def retire_data_key(self, dk_id: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE data_keys SET retired=1 WHERE dk_id=?", (dk_id,))
+
+    def destroy_unused_data_keys(self) -> list[str]:
+        """Delete retired data keys that no pending item needs; returns their ids."""
+        with self.tx() as db:
+            rows = db.execute(
+                "SELECT dk_id FROM data_keys d WHERE retired=1 AND NOT EXISTS (SELECT 1 FROM "
+                f"items i WHERE i.dk_id=d.dk_id AND i.status IN {_PENDING})"
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            for dk_id in ids:
+                db.execute("DELETE FROM data_keys WHERE dk_id=?", (dk_id,))
+                db.execute("UPDATE items SET dk_id=NULL WHERE dk_id=?", (dk_id,))
+        return ids
+
+    # -- items --------------------------------------------------------------------------
+    def stage_item(self, item: Item, contact: Contact) -> str | None:
+        """Insert (or re-stage) an item and its contact in one transaction.
+
+        A second ingest of the same staging key replaces the staged bytes but keeps the
+        first ingest time (so the delivered key does not change: no duplicate object).
+        Returns the replaced blob id, if any.
+        """
+        with self.tx() as db:
+            old = db.execute(
+                "SELECT blob_id, staged_at, generation FROM items WHERE instance_id=? AND "
+                "resource_type=? AND contact_id=? AND ext=?",
+                (item.instance_id, item.resource_type, item.contact_id, item.ext),
+            ).fetchone()
+            staged_at, gen = _ts(item.staged_at), 1
+            if old is not None:
+                staged_at, gen = old[1], old[2] + 1
+                db.execute(
+                    "DELETE FROM items WHERE instance_id=? AND resource_type=? AND "
+                    "contact_id=? AND ext=?",
+                    (item.instance_id, item.resource_type, item.contact_id, item.ext),
+                )
+            db.execute(
+                f"INSERT INTO items ({_ITEM_COLS}) VALUES ({','.join('?' * 20)})",
+                (
+                    item.item_id,
+                    item.instance_id,
+                    item.resource_type,
+                    item.contact_id,
+                    item.ext,
+                    item.status,
+                    staged_at,
+                    _ts(item.updated_at),
+                    item.size,
+                    item.etag,
+                    item.content_type,
+                    item.blob_id,
+                    item.dk_id,
+                    0,
+                    _ts(item.next_attempt_at),
+                    None,
+                    None,
+                    None,
+                    None,
+                    gen,
+                ),
+            )
+            db.execute("UPDATE data_keys SET items=items+1 WHERE dk_id=?", (item.dk_id,))
+            db.execute(
+                "INSERT OR IGNORE INTO contacts VALUES (?,?,?,?,?)",
+                (
+                    contact.instance_id,
+                    contact.contact_id,
+                    contact.arn,
+                    contact.channel,
+                    _ts(contact.initiated),
+                ),
+            )
+        return None if old is None else old[0]
+
+    def get_item(self, item_id: str) -> Item | None:
+        r = self._one(f"SELECT {_ITEM_COLS} FROM items WHERE item_id=?", (item_id,))
+        return None if r is None else _item(r)
+
+    def items(self, instance_id: str, contact_id: str | None = None) -> list[Item]:
+        sql = f"SELECT {_ITEM_COLS} FROM items WHERE instance_id=?"
+        args: tuple = (instance_id,)
+        if contact_id is not None:
+            sql += " AND contact_id=?"
+            args += (contact_id,)
+        return [_item(r) for r in self._all(sql + " ORDER BY staged_at, item_id", args)]
+
+    def due_items(self, now: datetime, limit: int) -> list[Item]:
+        """Pending items whose next attempt is due (DELIVERING ones left by a crash too)."""
+        rows = self._all(
+            f"SELECT {_ITEM_COLS} FROM items WHERE status IN {_PENDING} AND "
+            "(next_attempt_at IS NULL OR next_attempt_at<=?) ORDER BY staged_at LIMIT ?",
+            (_ts(now), limit),
+        )
+        return [_item(r) for r in rows]
+
+    def next_due(self) -> datetime | None:
+        r = self._one(f"SELECT MIN(next_attempt_at) FROM items WHERE status IN {_PENDING}")
+        return _dt(r[0]) if r else None
+
+    def status_counts(self, instance_id: str | None = None) -> dict[str, int]:
+        sql, args = "SELECT status, COUNT(*) FROM items", ()
+        if instance_id is not None:
+            sql, args = sql + " WHERE instance_id=?", (instance_id,)
+        return {r[0]: r[1] for r in self._all(sql + " GROUP BY status", args)}
+
+    def update_item(self, item_id: str, generation: int | None = None, **fields: Any) -> bool:
+        """Set fields of an item (only if its generation still matches, when given)."""
+        conv = {k: _ts(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+        sets = ", ".join(f"{k}=?" for k in conv)
+        sql, args = f"UPDATE items SET {sets} WHERE item_id=?", (*conv.values(), item_id)
+        if generation is not None:
+            sql, args = sql + " AND generation=?", (*args, generation)
+        with self.tx() as db:
+            return db.execute(sql, args).rowcount == 1
+
+    def set_waiting_for_type(self, instance_id: str, resource_type: str, status: str) -> None:
+        """Move every not-yet-delivering item of a type to `status`, due now."""
+        with self.tx() as db:
+            db.execute(
+                "UPDATE items SET status=?, next_attempt_at=NULL WHERE instance_id=? AND "
+                f"resource_type=? AND status IN {_PENDING} AND status<>?",
+                (status, instance_id, resource_type, DELIVERING),
+            )
+
+    def expired_items(self, before: datetime) -> list[Item]:
+        rows = self._all(
+            f"SELECT {_ITEM_COLS} FROM items WHERE status IN {_PENDING} AND status<>? AND "
+            "staged_at<?",
+            (DELIVERING, _ts(before)),
+        )
+        return [_item(r) for r in rows]
+
+    def staged_blob_ids(self) -> set[str]:
+        rows = self._all("SELECT blob_id FROM items WHERE blob_id IS NOT NULL")
+        return {r[0] for r in rows}
+
+    # -- contacts -------------------------------------------------------------------------
+    def get_contact(self, instance_id: str, contact_id: str) -> Contact | None:
+        r = self._one(
+            "SELECT * FROM contacts WHERE instance_id=? AND contact_id=?", (instance_id, contact_id)
+        )
+        return None if r is None else Contact(r[0], r[1], r[2], r[3], _dt(r[4]))
+
+    def delivered(self, instance_id: str, contact_id: str) -> list[Item]:
+        return [i for i in self.items(instance_id, contact_id) if i.status == DELIVERED]
