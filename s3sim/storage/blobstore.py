@@ -1,0 +1,162 @@
+"""Immutable blob files under <root>/<2 hex>/<32 hex id>, written atomically.
+
+A BlobWriter writes a hidden temp file in the final directory, then on commit
+fsyncs it (optional), renames it into place and fsyncs the directory. A crash
+before the rename leaves only a temp file, which the startup sweep removes. All
+methods block: async callers run them in a thread executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from s3sim.storage.errors import InvalidBlobId, MissingBlob
+
+ID_BYTES = 16
+_ID = re.compile(r"[0-9a-f]{32}")
+_DIR = re.compile(r"[0-9a-f]{2}")
+TEMP_SUFFIX = ".tmp"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BlobStore:
+    """Blob files on a local file system (the seam a remote backend would implement)."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        fsync: bool = True,
+        rng: Callable[[int], bytes] = os.urandom,
+        sweep: bool = True,
+    ) -> None:
+        self.root = Path(root)
+        self.fsync = fsync
+        self.rng = rng
+        self.root.mkdir(parents=True, exist_ok=True)
+        if sweep:
+            self.sweep_temps()
+
+    def new_id(self) -> str:
+        return self.rng(ID_BYTES).hex()
+
+    def path(self, blob_id: str) -> Path:
+        if not isinstance(blob_id, str) or not _ID.fullmatch(blob_id):
+            raise InvalidBlobId(f"invalid blob id {blob_id!r}")
+        return self.root / blob_id[:2] / blob_id
+
+    def create(self) -> BlobWriter:
+        return BlobWriter(self, self.new_id())
+
+    def open_read(self, blob_id: str) -> BinaryIO:
+        try:
+            return open(self.path(blob_id), "rb", buffering=0)  # noqa: SIM115
+        except FileNotFoundError:
+            raise MissingBlob(blob_id) from None
+
+    def exists(self, blob_id: str) -> bool:
+        return self.path(blob_id).is_file()
+
+    def delete(self, blob_id: str) -> bool:
+        """Remove a blob; False if it was already gone."""
+        try:
+            self.path(blob_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def list_ids(self) -> Iterator[str]:
+        for d in sorted(self.root.iterdir()):
+            if d.is_dir() and _DIR.fullmatch(d.name):
+                for f in sorted(d.iterdir()):
+                    if _ID.fullmatch(f.name) and f.name.startswith(d.name):
+                        yield f.name
+
+    def sweep_temps(self) -> int:
+        """Remove temp files left by writes that never committed; returns the count."""
+        n = 0
+        for d in self.root.iterdir():
+            if not (d.is_dir() and _DIR.fullmatch(d.name)):
+                continue
+            for f in d.iterdir():
+                if f.name.startswith(".") and f.name.endswith(TEMP_SUFFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        f.unlink()
+                        n += 1
+        return n
+
+
+class BlobWriter:
+    """One blob being written. Use as a context manager: an exception aborts it."""
+
+    def __init__(self, store: BlobStore, blob_id: str) -> None:
+        self.store = store
+        self.blob_id = blob_id
+        self.final = store.path(blob_id)
+        d = self.final.parent
+        self._new_dir = not d.is_dir()
+        d.mkdir(exist_ok=True)
+        self.temp = d / f".{blob_id}.{store.rng(8).hex()}{TEMP_SUFFIX}"
+        self._fd: int | None = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.size = 0
+        self.committed = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.writev([data])
+
+    def writev(self, buffers: list[bytes | memoryview]) -> None:
+        if self._fd is None:
+            raise ValueError("blob writer is closed")
+        views = [memoryview(b) for b in buffers if len(b)]
+        while views:
+            n = os.writev(self._fd, views)
+            self.size += n
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if views and n:
+                views[0] = views[0][n:]
+
+    def commit(self, fsync: bool | None = None) -> str:
+        """Make the blob durable (if fsync) and visible under its id."""
+        if self._fd is None:
+            raise ValueError("blob writer is closed")
+        durable = self.store.fsync if fsync is None else fsync
+        fd, self._fd = self._fd, None
+        try:
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.temp, self.final)
+        self.committed = True
+        if durable:
+            _fsync_dir(self.final.parent)
+            if self._new_dir:
+                _fsync_dir(self.store.root)
+        return self.blob_id
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        if not self.committed:
+            with contextlib.suppress(FileNotFoundError):
+                self.temp.unlink()
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
