@@ -182,6 +182,27 @@ def decode_header(data: bytes) -> Header:
     return h
 
 
+def check_binding(
+    h: Header,
+    kind: str,
+    object_id: str,
+    key_arn: str,
+    wrapped_key: bytes,
+    context: Mapping[str, str],
+) -> None:
+    """HeaderError unless the file's header names what the trusted index expects."""
+    pairs = (
+        ("kind", h.kind, kind),
+        ("object_id", h.object_id, object_id),
+        ("key_arn", h.key_arn, key_arn),
+        ("wrapped_key", h.wrapped_key, wrapped_key),
+        ("context", dict(h.context), dict(context)),
+    )
+    for name, got, want in pairs:
+        if got != want:
+            raise HeaderError(f"header {name} does not match the index")
+
+
 def nonce(index: int, final: bool) -> bytes:
     if not 0 <= index < 1 << 88:
         raise PayloadError("chunk index out of range")
@@ -292,11 +313,16 @@ def seal_small(data_key: bytes, header: Header, plaintext: bytes) -> bytes:
     return b"".join(out)
 
 
-def open_small(data_key: bytes, blob: bytes) -> tuple[Header, bytes]:
-    """Verify and decrypt a whole object file held in memory."""
+def open_small(
+    data_key: bytes, blob: bytes, expected: Mapping[str, Any] | None = None
+) -> tuple[Header, bytes]:
+    """Verify and decrypt a whole object file held in memory; `expected` holds the
+    keyword arguments of check_binding (the index's view), checked before the keys."""
     n = parse_prefix(blob[:PREFIX_LEN], len(blob))
     hb = blob[PREFIX_LEN : PREFIX_LEN + n]
     header = decode_header(hb)
+    if expected is not None:
+        check_binding(header, **expected)
     cipher = derive_payload_key(data_key, hb, header.salt)
     cipher.check_commitment(blob[PREFIX_LEN + n : PREFIX_LEN + n + COMMIT_LEN])
     layout = Layout(n, header.chunk_size)

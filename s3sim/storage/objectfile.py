@@ -218,16 +218,14 @@ def _pread(fd: int, n: int, offset: int) -> bytes:
 
 
 def _compare(found: env.Header, expected: ObjectHeader) -> None:
-    pairs = (
-        ("kind", found.kind, expected.kind),
-        ("object_id", found.object_id, expected.object_id),
-        ("key_arn", found.key_arn, expected.key_arn),
-        ("wrapped_key", found.wrapped_key, expected.wrapped_key),
-        ("context", dict(found.context), dict(expected.context)),
+    env.check_binding(
+        found,
+        expected.kind,
+        expected.object_id,
+        expected.key_arn,
+        expected.wrapped_key,
+        expected.context,
     )
-    for name, got, want in pairs:
-        if got != want:
-            raise env.HeaderError(f"header {name} does not match the index")
 
 
 class ObjectReader:
