@@ -23,7 +23,6 @@ from s3sim.connect.models import (
     DELIVERED,
     DELIVERING,
     FAILED,
-    STAGED,
     WAITING_FOR_CONFIG,
     Instance,
     Item,
@@ -143,7 +142,7 @@ class DeliveryWorker:
         """Items that wait for a config that now exists become due (closes an ingest race)."""
         for inst in self._store.instances():
             for cfg in self._store.configs(inst.instance_id):
-                self._store.set_waiting_for_type(inst.instance_id, cfg.resource_type, STAGED)
+                self._store.promote_waiting(inst.instance_id, cfg.resource_type)
 
     async def _guarded(self, item: Item) -> None:
         try:

@@ -22,8 +22,6 @@ from s3sim.connect.instances import Instances, page
 from s3sim.connect.models import (
     ALL_RESOURCE_TYPES,
     GRANT_OPERATIONS,
-    STAGED,
-    WAITING_FOR_CONFIG,
     Instance,
     StorageConfig,
 )
@@ -150,7 +148,7 @@ class StorageConfigs:
             created=self._clock.now(),
         )
         self._store.insert_config(config)
-        self._store.set_waiting_for_type(inst.instance_id, resource_type, STAGED)
+        self._store.promote_waiting(inst.instance_id, resource_type)
         self._on_change()
         return config.association_id
 
@@ -224,7 +222,7 @@ class StorageConfigs:
         old = self._find(inst, association_id, resource_type)
         self._store.delete_config(old.association_id)
         self._store.add_retiring(old)
-        self._store.set_waiting_for_type(inst.instance_id, resource_type, WAITING_FOR_CONFIG)
+        self._store.demote_to_waiting(inst.instance_id, resource_type)
         self.retire_pending(inst)
         self._on_change()
 

@@ -15,7 +15,10 @@ from typing import Any
 from s3sim.connect.models import (
     DELIVERED,
     DELIVERING,
+    FAILED,
     PENDING,
+    STAGED,
+    WAITING_FOR_CONFIG,
     Contact,
     DataKeyRecord,
     Instance,
@@ -370,9 +373,9 @@ class Store:
     def due_items(self, now: datetime, limit: int) -> list[Item]:
         """Pending items whose next attempt is due (DELIVERING ones left by a crash too)."""
         rows = self._all(
-            f"SELECT {_ITEM_COLS} FROM items WHERE status IN {_PENDING} AND "
+            f"SELECT {_ITEM_COLS} FROM items WHERE status IN {_PENDING} AND status<>? AND "
             "(next_attempt_at IS NULL OR next_attempt_at<=?) ORDER BY staged_at LIMIT ?",
-            (_ts(now), limit),
+            (WAITING_FOR_CONFIG, _ts(now), limit),
         )
         return [_item(r) for r in rows]
 
@@ -396,14 +399,23 @@ class Store:
         with self.tx() as db:
             return db.execute(sql, args).rowcount == 1
 
-    def set_waiting_for_type(self, instance_id: str, resource_type: str, status: str) -> None:
-        """Move every not-yet-delivering item of a type to `status`, due now."""
+    def promote_waiting(self, instance_id: str, resource_type: str) -> int:
+        """WAITING_FOR_CONFIG items of a type become STAGED, due now (a config exists)."""
         with self.tx() as db:
-            db.execute(
+            return db.execute(
                 "UPDATE items SET status=?, next_attempt_at=NULL WHERE instance_id=? AND "
-                f"resource_type=? AND status IN {_PENDING} AND status<>?",
-                (status, instance_id, resource_type, DELIVERING),
-            )
+                "resource_type=? AND status=?",
+                (STAGED, instance_id, resource_type, WAITING_FOR_CONFIG),
+            ).rowcount
+
+    def demote_to_waiting(self, instance_id: str, resource_type: str) -> int:
+        """STAGED and FAILED items of a type wait for a config again (it was removed)."""
+        with self.tx() as db:
+            return db.execute(
+                "UPDATE items SET status=?, next_attempt_at=NULL WHERE instance_id=? AND "
+                "resource_type=? AND status IN (?, ?)",
+                (WAITING_FOR_CONFIG, instance_id, resource_type, STAGED, FAILED),
+            ).rowcount
 
     def expired_items(self, before: datetime) -> list[Item]:
         rows = self._all(
