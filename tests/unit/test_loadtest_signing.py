@@ -112,3 +112,23 @@ def test_client_kms_request_signature_matches_botocore():
             botocore.credentials.Credentials(AK, SK), "kms", "us-east-1"
         ).add_auth(req)
     assert ours["authorization"] == req.headers["Authorization"]
+
+
+def test_matches_the_shared_client_signer():
+    from s3sim.http.sigv4 import sign_headers
+
+    headers = {"x-amz-server-side-encryption": "AES256"}
+    shared = sign_headers(
+        "PUT", "http://127.0.0.1:4566/b/k%20x", headers, UNSIGNED_PAYLOAD, AK, SK,
+        "eu-west-1", "s3", AMZ_DATE,
+    )  # fmt: skip
+    to_sign = {
+        "host": "127.0.0.1:4566",
+        "x-amz-date": AMZ_DATE,
+        "x-amz-content-sha256": UNSIGNED_PAYLOAD,
+        **headers,
+    }
+    ours = Signer(AK, SK, "eu-west-1", "s3").authorization(
+        "PUT", uri_encode_path("/b/k x"), "", to_sign, UNSIGNED_PAYLOAD, AMZ_DATE
+    )
+    assert ours == shared["Authorization"]
