@@ -1,0 +1,92 @@
+"""kill -9 in the middle of a burst of ingests: nothing acknowledged is lost, nothing is
+delivered twice, and delivery resumes after the restart."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections import Counter
+
+import pytest
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tests.e2e.connect_helpers import items, new_instance, s3_config, staging_key, wait_until
+
+pytest.importorskip("s3sim.server")
+
+BURST = 200
+
+
+@pytest.mark.slow
+def test_kill9_during_burst_loses_and_duplicates_nothing(server):
+    connect = server.boto("connect", identity="admin")
+    s3 = server.boto("s3", identity="admin")
+    kms = server.boto("kms", identity="admin")
+    bucket = "crash-" + os.urandom(4).hex()
+    s3.create_bucket(Bucket=bucket)
+    inst = new_instance(connect)
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    connect.associate_instance_storage_config(
+        InstanceId=inst["Id"],
+        ResourceType="CALL_RECORDINGS",
+        StorageConfig=s3_config(bucket, "crash", key),
+    )
+    contacts = [str(uuid.uuid4()) for _ in range(BURST)]
+    acked: set[str] = set()
+    lock = threading.Lock()
+    half = threading.Event()
+
+    def worker(part: list[str]) -> None:
+        client = server.boto("s3", identity="admin")
+        for c in part:
+            try:
+                client.put_object(
+                    Bucket="connect-staging", Key=staging_key(inst["Id"], c), Body=c.encode() * 50
+                )
+            except (BotoCoreError, ClientError):
+                continue  # the server died under this request: not acknowledged
+            with lock:
+                acked.add(c)
+                if len(acked) >= BURST // 2:
+                    half.set()
+
+    threads = [threading.Thread(target=worker, args=(contacts[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    assert half.wait(60)
+    server.kill9()
+    for t in threads:
+        t.join(120)
+    server.restart()
+    connect = server.boto("connect", identity="admin")
+    s3 = server.boto("s3", identity="admin")
+    assert len(acked) >= BURST // 2
+
+    def settled():
+        its = items(server, inst["Id"])
+        return all(i["Status"] == "DELIVERED" for i in its) and its
+
+    its = wait_until(settled, timeout=120, every=0.2)
+    staged = {i["ContactId"] for i in its}
+    assert acked <= staged, f"lost after kill -9: {sorted(acked - staged)[:5]}"
+    assert staged <= set(contacts)
+    keys = []
+    token = None
+    while True:
+        kw = {"Bucket": bucket, "Prefix": "crash/"}
+        if token:
+            kw["ContinuationToken"] = token
+        page = s3.list_objects_v2(**kw)
+        keys += [o["Key"] for o in page.get("Contents", [])]
+        token = page.get("NextContinuationToken")
+        if not token:
+            break
+    per_contact = Counter(k.rsplit("/", 1)[1].split("_", 1)[0] for k in keys)
+    assert set(per_contact) == staged
+    assert max(per_contact.values()) == 1, "a contact was delivered twice"
+    for c in sorted(acked)[:10]:
+        rec = connect.describe_contact(InstanceId=inst["Id"], ContactId=c)["Contact"]["Recordings"]
+        (only,) = rec
+        body = s3.get_object(Bucket=bucket, Key=only["Location"].split("/", 1)[1])["Body"].read()
+        assert body == c.encode() * 50
