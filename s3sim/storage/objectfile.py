@@ -84,8 +84,12 @@ class _Sealer:
         self.lock = threading.Lock()
         self.closed = False
 
-    def seal(self, data: bytes, final: bool, fsync: bool) -> str | None:
-        """Hash and seal full chunks of `data` (and, if final, the short last one)."""
+    def hash(self, data: bytes) -> None:
+        """Runs beside `seal` of the same batch: hashlib releases the GIL, AES does not."""
+        self.hasher.update(data)
+
+    def seal(self, data: bytes, final: bool, fsync: bool, hash_too: bool) -> str | None:
+        """Seal full chunks of `data` (and, if final, the short last one); write them."""
         with self.lock:
             if self.closed:
                 raise CorruptObject("write aborted", "payload")
@@ -95,7 +99,8 @@ class _Sealer:
             else:
                 out = []
             view = memoryview(data)
-            self.hasher.update(view)
+            if hash_too:
+                self.hasher.update(view)
             self.size += len(data)
             for off in range(0, len(data) - (len(data) % self.cs if final else 0), self.cs):
                 out.append(self.cipher.seal_chunk(self.index, view[off : off + self.cs], False))
@@ -141,7 +146,7 @@ async def write_object(
     sealer = _Sealer(store, data_key, full, checksum_algorithms)
     do_fsync = store.fsync if fsync is None else fsync
     batch, buf = _batch_bytes(chunk_size), bytearray()
-    pending: asyncio.Future[str | None] | None = None
+    pending: asyncio.Future[Any] | None = None
     loop = asyncio.get_running_loop()
     try:
         async for piece in chunks:
@@ -152,10 +157,13 @@ async def write_object(
                 del buf[:n]
                 if pending is not None:
                     await pending
-                pending = loop.run_in_executor(executor, sealer.seal, data, False, do_fsync)
+                pending = asyncio.gather(
+                    loop.run_in_executor(executor, sealer.hash, data),
+                    loop.run_in_executor(executor, sealer.seal, data, False, do_fsync, False),
+                )
         if pending is not None:
             await pending
-        blob_id = await _run(executor, sealer.seal, bytes(buf), True, do_fsync)
+        blob_id = await _run(executor, sealer.seal, bytes(buf), True, do_fsync, True)
     except BaseException:
         await _abort(executor, sealer, pending)
         raise
