@@ -7,7 +7,6 @@ streaming they end the response with a broken connection (see s3sim.http.s3_obje
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -67,13 +66,13 @@ class EngineStore:
         )
         return Written(w.blob_id, w.size, w.md5_hex, dict(w.checksums))
 
-    async def open(self, blob_id: str, data_key: bytes, header: BlobHeader) -> EngineReader:
+    async def open(
+        self, blob_id: str, data_key: bytes, header: BlobHeader, size: int | None = None
+    ) -> EngineReader:
         try:
-            reader = self._objectfile.open_object(
-                self._store, blob_id, data_key, self._header(header)
+            reader = await self._objectfile.open_object(
+                self._store, blob_id, data_key, self._header(header), size
             )
-            if inspect.isawaitable(reader):
-                reader = await reader
         except self._corrupt:
             raise S3Error("InternalError", CORRUPT) from None
         return EngineReader(reader, self._corrupt)

@@ -257,7 +257,8 @@ class Objects:
             readers = []
             for i, lo, hi in plan_segments(info, start, end):
                 seg = info.segments[i]
-                reader = await self._core.store.open(seg.blob_id, data_key, segment_header(info, i))
+                header = segment_header(info, i)
+                reader = await self._core.store.open(seg.blob_id, data_key, header, seg.size)
                 readers.append((reader, lo, hi))
         except BaseException:
             release()
