@@ -159,11 +159,14 @@ class IntermediateStore:
         lock = self._locks.setdefault(inst.instance_id, asyncio.Lock())
         async with lock:
             dk = self._store.current_data_key(inst.instance_id)
-            if dk is not None and not self._worn_out(dk):
-                return dk, await self.plaintext(inst, dk)
-            if dk is not None:
-                self._store.retire_data_key(dk.dk_id)
-            return await asyncio.to_thread(self._new_data_key, inst)
+            if dk is None or self._worn_out(dk):
+                if dk is not None:
+                    self._store.retire_data_key(dk.dk_id)
+                dk, plain = await asyncio.to_thread(self._new_data_key, inst)
+            else:
+                plain = await self.plaintext(inst, dk)
+            self._store.use_data_key(dk.dk_id)
+            return dk, plain
 
     def _worn_out(self, dk: DataKeyRecord) -> bool:
         age = (self._clock.now() - dk.created).total_seconds()
