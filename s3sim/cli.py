@@ -1,0 +1,117 @@
+"""The `s3sim` command: `serve` (the server), `status` (Connect pipeline), `loadtest`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from s3sim.config import ServerConfig
+from s3sim.http.tls import TlsFiles
+from s3sim.identities import IdentitiesError, load_identities
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the simulator (S3, KMS, Connect, CloudTrail)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=4566)
+    p.add_argument("--data-dir", type=Path, default=Path("./data"))
+    p.add_argument("--region", default="us-east-1")
+    p.add_argument("--tls", action="store_true", help="HTTPS with a generated local CA")
+    p.add_argument(
+        "--allow-ssec-over-http",
+        action="store_true",
+        help="accept SSE-C (customer-provided keys) over plain HTTP (local tests only)",
+    )
+    p.add_argument(
+        "--fsync",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="fsync every commit (survives an OS crash); --no-fsync survives only kill -9",
+    )
+    p.add_argument("--log-level", default="WARNING")
+
+
+def _status_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="print the Connect pipeline state of a data dir")
+    p.add_argument("--data-dir", type=Path, default=Path("./data"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s3sim", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _status_parser(sub)
+    try:
+        from s3sim.loadtest.cli import add_parser
+
+        add_parser(sub)
+    except ImportError:
+        pass
+    return parser
+
+
+def ready_message(config: ServerConfig, files: TlsFiles | None) -> str:
+    lines = [f"s3sim ready: {config.endpoint}  (region {config.region}, data {config.data_dir})"]
+    if files is not None:
+        lines.append(f"TLS CA certificate: {files.ca_cert}  (boto3 verify=..., aws --ca-bundle)")
+    lines.append("credentials (access key / secret key / principal):")
+    for ident in load_identities(config.data_dir).values():
+        lines.append(f"  {ident.access_key_id}  {ident.secret_access_key}  {ident.arn}")
+    return "\n".join(lines)
+
+
+def _print_ready(config: ServerConfig, files: TlsFiles | None) -> None:
+    print(ready_message(config, files), flush=True)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from s3sim.server import serve as run
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    config = ServerConfig(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir.resolve(),
+        region=args.region,
+        tls=args.tls,
+        allow_ssec_over_http=args.allow_ssec_over_http,
+        fsync=args.fsync,
+    )
+    try:
+        load_identities(config.data_dir)
+        asyncio.run(run(config, _print_ready))
+    except IdentitiesError as e:
+        print(f"s3sim: {e}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as e:
+        print(f"s3sim: cannot start: {e}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    print("s3sim stopped", flush=True)
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    from s3sim.connect.report import status_lines
+
+    print("\n".join(status_lines(args.data_dir)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "status":
+        return status(args)
+    from s3sim.loadtest.cli import run as run_loadtest
+
+    return run_loadtest(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""The server's configuration (what `s3sim serve` was started with)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 4566
+    data_dir: Path = field(default_factory=lambda: Path("./data"))
+    region: str = "us-east-1"
+    tls: bool = False
+    allow_ssec_over_http: bool = False
+    fsync: bool = True
+    max_skew_seconds: int = 15 * 60
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    @property
+    def endpoint(self) -> str:
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.data_dir / "tls"

@@ -1,0 +1,95 @@
+"""The aiohttp application: the auth middleware and dispatch by SigV4 service.
+
+Everything under /_s3sim/ is the simulator's own namespace (admin.py), unauthenticated.
+Every other request is authenticated (request["auth"]) and handed to
+app["services"][auth.service].
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from s3sim.http import admin
+from s3sim.http.auth import Authenticator, bucket_from_host, guess_service, new_request_id
+from s3sim.http.errors import HttpError, render
+
+ServiceHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ADMIN_PREFIX = "/_s3sim/"
+log = logging.getLogger("s3sim.http")
+
+AUTHENTICATOR = web.AppKey("authenticator", Authenticator)
+
+
+def _resource(request: web.Request) -> str:
+    return unquote(request.raw_path.split("?", 1)[0])
+
+
+def _error(request: web.Request, err: HttpError, service: str, request_id: str) -> web.Response:
+    return render(err, service, request_id, _resource(request), request.method)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.raw_path.startswith(ADMIN_PREFIX) or request.raw_path == ADMIN_PREFIX[:-1]:
+        return await handler(request)
+    authenticator = request.app[AUTHENTICATOR]
+    try:
+        auth = await authenticator.authenticate(request)
+    except HttpError as e:
+        service = e.service or guess_service(request.headers)
+        return _error(request, e, service, new_request_id(service, authenticator.rng))
+    request["auth"] = auth
+    if auth.service == "s3":
+        bucket = bucket_from_host(request.headers.get("Host", ""))
+        if bucket:
+            request["s3_bucket_from_host"] = bucket
+    try:
+        return await handler(request)
+    except HttpError as e:
+        return _error(request, e, auth.service, auth.request_id)
+    except web.HTTPException:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.raw_path)
+        return _error(request, HttpError("internal"), auth.service, auth.request_id)
+
+
+async def dispatch(request: web.Request) -> web.StreamResponse:
+    auth = request["auth"]
+    handler = request.app["services"].get(auth.service)
+    if handler is None:
+        raise HttpError("not_implemented", f"Service {auth.service!r} is not available")
+    return await handler(request)
+
+
+AdminRoute = web.RouteDef
+
+
+def make_app(
+    authenticator: Authenticator,
+    services: dict[str, ServiceHandler],
+    admin_state: admin.AdminState,
+    admin_routes: Iterable[AdminRoute] = (),
+) -> web.Application:
+    """The app. `admin_routes`: extra web.RouteDef under /_s3sim/ (no auth)."""
+    # client_max_size only caps request.read()/post(); S3 bodies stream through Payload.
+    app = web.Application(middlewares=[auth_middleware], client_max_size=1024 * 1024)
+    app[AUTHENTICATOR] = authenticator
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        app["services"] = services
+    admin.register(app, admin_state)
+    routes = list(admin_routes)
+    for route in routes:
+        if not route.path.startswith(ADMIN_PREFIX):
+            raise ValueError(f"simulator routes live under {ADMIN_PREFIX}: {route.path}")
+    app.router.add_routes(routes)
+    admin.register_fallback(app)
+    app.router.add_route("*", "/{tail:.*}", dispatch)
+    return app

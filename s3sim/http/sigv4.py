@@ -1,0 +1,475 @@
+"""AWS Signature Version 4, pure (no aiohttp): server-side verification and a client signer.
+
+Server side: `find_signature` parses the Authorization header or the presigned query,
+`verify` recomputes the signature from the request as received (raw path and query).
+Streaming bodies: `chunk_signature` and `trailer_signature` chain from the seed
+signature. Client side: `sign_headers` and `presign_url` (used by tests and tools).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote, unquote, urlsplit
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
+MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
+UNRESERVED = "-_.~"
+
+
+class SigV4Error(Exception):
+    """A request whose signature cannot be accepted; `problem` keys s3sim.http.errors."""
+
+    problem = "malformed"
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedAuth(SigV4Error):
+    problem = "malformed"
+
+
+class MalformedQueryAuth(SigV4Error):
+    problem = "malformed_query"
+
+
+class MissingDate(SigV4Error):
+    problem = "missing_date"
+
+
+class SignatureMismatch(SigV4Error):
+    problem = "bad_signature"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The credential scope: <key>/<yyyymmdd>/<region>/<service>/aws4_request."""
+
+    access_key: str
+    date: str
+    region: str
+    service: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.date}/{self.region}/{self.service}/aws4_request"
+
+    @classmethod
+    def parse(cls, credential: str, error: type[SigV4Error] = MalformedAuth) -> Scope:
+        parts = credential.split("/")
+        if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
+            raise error(f"Error parsing the X-Amz-Credential parameter: {credential!r}")
+        if len(parts[1]) != 8 or not parts[1].isdigit():
+            raise error(f"Invalid credential date {parts[1]!r}")
+        return cls(parts[0], parts[1], parts[2], parts[3])
+
+
+@dataclass(frozen=True)
+class SignedInfo:
+    """What a request claims: from the Authorization header or a presigned query."""
+
+    presigned: bool
+    scope: Scope
+    amz_date: str
+    signed_headers: tuple[str, ...]
+    signature: str
+    expires: int | None = None
+
+    @property
+    def time(self) -> datetime:
+        return parse_amz_date(self.amz_date)
+
+
+# -- parsing -----------------------------------------------------------------------------
+
+
+def parse_amz_date(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise MissingDate(f"Invalid date {text!r}") from None
+
+
+def format_amz_date(when: datetime) -> str:
+    return when.astimezone(UTC).strftime(AMZ_DATE_FORMAT)
+
+
+def parse_authorization(value: str, amz_date: str | None) -> SignedInfo:
+    """Parse `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`."""
+    algorithm, _, rest = value.strip().partition(" ")
+    if algorithm != ALGORITHM:
+        raise MalformedAuth(f"Unsupported authorization type {algorithm!r}")
+    fields: dict[str, str] = {}
+    for part in rest.split(","):
+        name, eq, val = part.strip().partition("=")
+        if eq:
+            fields[name] = val.strip()
+    missing = [n for n in ("Credential", "SignedHeaders", "Signature") if n not in fields]
+    if missing:
+        raise MalformedAuth(f"Authorization header requires '{missing[0]}' parameter")
+    if not amz_date:
+        raise MissingDate("AWS authentication requires a valid Date or x-amz-date header")
+    parse_amz_date(amz_date)
+    scope = Scope.parse(fields["Credential"])
+    _check_scope_date(scope, amz_date, MalformedAuth)
+    return SignedInfo(
+        False, scope, amz_date, _signed_headers(fields["SignedHeaders"]), fields["Signature"]
+    )
+
+
+def parse_presigned(query: Mapping[str, str]) -> SignedInfo:
+    """Parse X-Amz-Algorithm/Credential/Date/Expires/SignedHeaders/Signature."""
+    names = ("Algorithm", "Credential", "Date", "SignedHeaders", "Signature")
+    for n in names:
+        if f"X-Amz-{n}" not in query:
+            raise MalformedQueryAuth(
+                "Query-string authentication version 4 requires the X-Amz-Algorithm, "
+                "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, "
+                "and X-Amz-Expires parameters."
+            )
+    if query["X-Amz-Algorithm"] != ALGORITHM:
+        raise MalformedQueryAuth('X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
+    expires = _parse_expires(query.get("X-Amz-Expires"))
+    amz_date = query["X-Amz-Date"]
+    try:
+        parse_amz_date(amz_date)
+    except MissingDate:
+        raise MalformedQueryAuth(
+            "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""
+        ) from None
+    scope = Scope.parse(query["X-Amz-Credential"], MalformedQueryAuth)
+    _check_scope_date(scope, amz_date, MalformedQueryAuth)
+    signed = _signed_headers(query["X-Amz-SignedHeaders"])
+    return SignedInfo(True, scope, amz_date, signed, query["X-Amz-Signature"], expires)
+
+
+def _parse_expires(raw: str | None) -> int:
+    if raw is None:
+        raise MalformedQueryAuth("X-Amz-Expires is required")
+    try:
+        expires = int(raw)
+    except ValueError:
+        raise MalformedQueryAuth("X-Amz-Expires should be a number") from None
+    if expires < 0:
+        raise MalformedQueryAuth("X-Amz-Expires must be non-negative")
+    if expires > MAX_PRESIGN_EXPIRES:
+        raise MalformedQueryAuth(
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800"
+        )
+    return expires
+
+
+def _check_scope_date(scope: Scope, amz_date: str, error: type[SigV4Error]) -> None:
+    if scope.date != amz_date[:8]:
+        raise error(
+            f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
+            f"from HTTP: {scope.date!r} != {amz_date[:8]!r}"
+        )
+
+
+def _signed_headers(text: str) -> tuple[str, ...]:
+    names = tuple(h.strip().lower() for h in text.split(";") if h.strip())
+    if not names:
+        raise MalformedAuth("SignedHeaders is empty")
+    return names
+
+
+def parse_query(raw_query: str) -> list[tuple[str, str]]:
+    """Decoded (name, value) pairs, in order ('+' is a literal plus, as AWS signs it)."""
+    pairs = []
+    for part in raw_query.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((unquote(name), unquote(value)))
+    return pairs
+
+
+def find_signature(raw_query: str, headers: Mapping[str, str]) -> SignedInfo | None:
+    """The request's SigV4 claim (header or presigned query); None when it has neither."""
+    auth = headers.get("authorization")
+    if auth is not None:
+        return parse_authorization(auth, headers.get("x-amz-date"))
+    if "X-Amz-" not in raw_query and "x-amz-" not in raw_query:
+        return None
+    query = dict(parse_query(raw_query))
+    if "X-Amz-Signature" not in query and "X-Amz-Credential" not in query:
+        return None
+    return parse_presigned(query)
+
+
+# -- canonical request -------------------------------------------------------------------
+
+
+def uri_encode(text: str, safe: str = UNRESERVED) -> str:
+    return quote(text, safe=safe)
+
+
+def normalize_path(path: str) -> str:
+    """RFC 3986 dot-segment removal with empty segments dropped (non-S3 services)."""
+    if not path:
+        return "/"
+    out: list[str] = []
+    for seg in path.split("/"):
+        if seg == "..":
+            if out:
+                out.pop()
+        elif seg and seg != ".":
+            out.append(seg)
+    tail = "/" if path.endswith("/") and out else ""
+    return "/" + "/".join(out) + tail
+
+
+def canonical_uris(raw_path: str, service: str) -> list[str]:
+    """Candidate canonical URIs for a received raw path, the client's likeliest first.
+
+    S3 signs the path as sent (encoded once); other services normalize it and encode it
+    again. A second candidate re-encodes the decoded path strictly (other SDKs' choice).
+    """
+    path = raw_path or "/"
+    if service == "s3":
+        candidates = [path, uri_encode(unquote(path), "/" + UNRESERVED)]
+    else:
+        normalized = normalize_path(path)
+        candidates = [
+            uri_encode(normalized, "/~"),
+            uri_encode(uri_encode(unquote(normalized), "/" + UNRESERVED), "/" + UNRESERVED),
+        ]
+    return list(dict.fromkeys(candidates))
+
+
+def canonical_queries(raw_query: str, drop_signature: bool) -> list[str]:
+    """Candidate canonical query strings: strictly re-encoded, then as the client sent it."""
+    strict = []
+    raw = []
+    for part in raw_query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if drop_signature and unquote(name) == "X-Amz-Signature":
+            continue
+        raw.append((name, value))
+        strict.append((uri_encode(unquote(name)), uri_encode(unquote(value))))
+    forms = ["&".join(f"{k}={v}" for k, v in sorted(pairs)) for pairs in (strict, raw)]
+    return list(dict.fromkeys(forms))
+
+
+def canonical_headers(names: Iterable[str], headers: Iterable[tuple[str, str]]) -> str:
+    """`name:value\\n` for each signed header (values trimmed, repeats joined with ',')."""
+    wanted = {n: [] for n in names}
+    for name, value in headers:
+        values = wanted.get(name.lower())
+        if values is not None:
+            values.append(" ".join(value.split()))
+    return "".join(f"{n}:{','.join(wanted[n])}\n" for n in sorted(wanted))
+
+
+def canonical_request(
+    method: str, uri: str, query: str, headers_block: str, signed: Iterable[str], payload: str
+) -> str:
+    return "\n".join([method.upper(), uri, query, headers_block, ";".join(sorted(signed)), payload])
+
+
+def string_to_sign(amz_date: str, scope: Scope, canonical: str) -> str:
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return f"{ALGORITHM}\n{amz_date}\n{scope.text}\n{digest}"
+
+
+# -- keys and signatures -----------------------------------------------------------------
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    k = _hmac(("AWS4" + secret).encode(), date)
+    k = _hmac(k, region)
+    k = _hmac(k, service)
+    return _hmac(k, "aws4_request")
+
+
+def sign(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+class SigningKeys:
+    """Signing keys cached per (secret, date, region, service); bounded."""
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._keys: dict[tuple[str, str, str, str], bytes] = {}
+        self._max = max_entries
+
+    def get(self, secret: str, scope: Scope) -> bytes:
+        k = (secret, scope.date, scope.region, scope.service)
+        key = self._keys.get(k)
+        if key is None:
+            if len(self._keys) >= self._max:
+                self._keys.clear()
+            key = self._keys[k] = signing_key(secret, scope.date, scope.region, scope.service)
+        return key
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A request as received, in the terms SigV4 needs."""
+
+    method: str
+    raw_path: str
+    raw_query: str
+    headers: tuple[tuple[str, str], ...]
+
+
+def verify(info: SignedInfo, key: bytes, req: ReceivedRequest, payload_hash: str) -> str:
+    """Check the signature; return it (the seed for streaming chunks) or raise."""
+    header_names = {n.lower() for n, _ in req.headers}
+    missing = [h for h in info.signed_headers if h not in header_names]
+    if "host" not in info.signed_headers or missing:
+        raise SignatureMismatch(
+            "There were headers present in the request which were not signed"
+            if not missing
+            else f"Signed header {missing[0]!r} is missing from the request"
+        )
+    block = canonical_headers(info.signed_headers, req.headers)
+    for uri in canonical_uris(req.raw_path, info.scope.service):
+        for query in canonical_queries(req.raw_query, info.presigned):
+            canonical = canonical_request(
+                req.method, uri, query, block, info.signed_headers, payload_hash
+            )
+            expected = sign(key, string_to_sign(info.amz_date, info.scope, canonical))
+            if hmac.compare_digest(expected, info.signature):
+                return expected
+    raise SignatureMismatch(
+        "The request signature we calculated does not match the signature you provided. "
+        "Check your key and signing method."
+    )
+
+
+def chunk_signature(
+    key: bytes, amz_date: str, scope: Scope, previous: str, data_sha256: str
+) -> str:
+    """Signature of one aws-chunked chunk (STREAMING-AWS4-HMAC-SHA256-PAYLOAD), given the
+    hex SHA-256 of the chunk's data."""
+    text = "\n".join(
+        ["AWS4-HMAC-SHA256-PAYLOAD", amz_date, scope.text, previous, EMPTY_SHA256, data_sha256]
+    )
+    return sign(key, text)
+
+
+@dataclass(frozen=True)
+class StreamSigning:
+    """What a streaming body's chunk signatures chain from (the seed is the request's)."""
+
+    key: bytes
+    amz_date: str
+    scope: Scope
+    seed: str
+
+    def chunk(self, previous: str, data_sha256: str) -> str:
+        return chunk_signature(self.key, self.amz_date, self.scope, previous, data_sha256)
+
+    def trailer(self, previous: str, trailers: Iterable[tuple[str, str]]) -> str:
+        return trailer_signature(self.key, self.amz_date, self.scope, previous, trailers)
+
+
+def trailer_signature(
+    key: bytes, amz_date: str, scope: Scope, previous: str, trailers: Iterable[tuple[str, str]]
+) -> str:
+    """Signature of the trailing headers (x-amz-trailer-signature)."""
+    block = "".join(f"{n.lower()}:{v.strip()}\n" for n, v in trailers)
+    digest = hashlib.sha256(block.encode()).hexdigest()
+    return sign(key, f"AWS4-HMAC-SHA256-TRAILER\n{amz_date}\n{scope.text}\n{previous}\n{digest}")
+
+
+# -- client side -------------------------------------------------------------------------
+
+
+def _host(url: str) -> tuple[str, str, str]:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    if parts.port is not None and parts.port != default:
+        host = f"{host}:{parts.port}"
+    return host, parts.path or "/", parts.query
+
+
+def _client_canonical(
+    method: str, url: str, headers: Mapping[str, str], payload: str, service: str, presign: bool
+) -> tuple[str, tuple[str, ...]]:
+    host, path, query = _host(url)
+    all_headers = {k.lower(): v for k, v in headers.items()}
+    all_headers.setdefault("host", host)
+    signed = tuple(sorted(all_headers))
+    uri = canonical_uris(path, service)[0]
+    q = canonical_queries(query, presign)[0]
+    block = canonical_headers(signed, all_headers.items())
+    return canonical_request(method, uri, q, block, signed, payload), signed
+
+
+def sign_headers(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    payload_hash: str,
+    access_key: str,
+    secret: str,
+    region: str,
+    service: str,
+    amz_date: str,
+) -> dict[str, str]:
+    """Headers to send: `headers` plus Host, X-Amz-Date, (for s3) x-amz-content-sha256,
+    and Authorization. `url` must already be percent-encoded as it will be sent."""
+    out = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "x-amz-date")}
+    if not any(k.lower() == "host" for k in out):
+        out["Host"] = _host(url)[0]
+    out["X-Amz-Date"] = amz_date
+    if service == "s3" and not any(k.lower() == "x-amz-content-sha256" for k in out):
+        out["x-amz-content-sha256"] = payload_hash
+    scope = Scope(access_key, amz_date[:8], region, service)
+    canonical, signed = _client_canonical(method, url, out, payload_hash, service, False)
+    key = signing_key(secret, scope.date, region, service)
+    signature = sign(key, string_to_sign(amz_date, scope, canonical))
+    out["Authorization"] = (
+        f"{ALGORITHM} Credential={access_key}/{scope.text}, "
+        f"SignedHeaders={';'.join(signed)}, Signature={signature}"
+    )
+    return out
+
+
+def presign_url(
+    method: str,
+    url: str,
+    access_key: str,
+    secret: str,
+    region: str,
+    service: str,
+    amz_date: str,
+    expires: int = 3600,
+    headers: Mapping[str, str] | None = None,
+) -> str:
+    """A presigned URL (query authentication); the payload is UNSIGNED-PAYLOAD."""
+    scope = Scope(access_key, amz_date[:8], region, service)
+    hdrs = dict(headers or {})
+    signed_names = sorted({"host", *(k.lower() for k in hdrs)})
+    auth = [
+        ("X-Amz-Algorithm", ALGORITHM),
+        ("X-Amz-Credential", f"{access_key}/{scope.text}"),
+        ("X-Amz-Date", amz_date),
+        ("X-Amz-Expires", str(expires)),
+        ("X-Amz-SignedHeaders", ";".join(signed_names)),
+    ]
+    sep = "&" if urlsplit(url).query else "?"
+    url = url + sep + "&".join(f"{k}={uri_encode(v)}" for k, v in auth)
+    canonical, _ = _client_canonical(method, url, hdrs, UNSIGNED_PAYLOAD, service, True)
+    key = signing_key(secret, scope.date, region, service)
+    return url + "&X-Amz-Signature=" + sign(key, string_to_sign(amz_date, scope, canonical))

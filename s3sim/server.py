@@ -1,0 +1,174 @@
+"""Wiring: build the components from a ServerConfig, build the aiohttp app, run it.
+
+`build_components(config)` -> Components; `build_app(components)` -> web.Application;
+`serve(config, on_ready)` runs until SIGTERM/SIGINT (or `stop` is set) and shuts down
+gracefully. Pieces still being written are wired by `_optional` (see there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from kmscore.clock import SimClock
+from s3sim.config import ServerConfig
+from s3sim.http import tls
+from s3sim.http.admin import AdminState
+from s3sim.http.app import AdminRoute, ServiceHandler, make_app
+from s3sim.http.auth import Authenticator
+from s3sim.identities import Identities, load_identities
+
+log = logging.getLogger("s3sim.server")
+T = TypeVar("T")
+VERSION = "0.1.0"
+ADAPTERS = {
+    "kms": "s3sim.http.kms_api",
+    "cloudtrail": "s3sim.http.cloudtrail_api",
+    "s3": "s3sim.http.s3_api",
+    "connect": "s3sim.http.connect_api",
+}
+# Set to True once every component and adapter exists: then nothing is optional.
+STRICT = False
+
+
+@dataclass(frozen=True)
+class Components:
+    config: ServerConfig
+    clock: SimClock
+    identities: Identities
+    kms: Any
+    s3: Any | None
+    connect: Any | None
+
+
+def _optional(build: Callable[[], T], strict: bool = STRICT) -> T | None:
+    """Run `build`; while not strict, a missing s3sim module makes the piece absent (None)
+    instead of failing, so the server runs with what exists. The only lenient spot."""
+    try:
+        return build()
+    except ModuleNotFoundError as e:
+        if strict or not (e.name or "").startswith("s3sim."):
+            raise
+        log.warning("not available yet (%s): %s", e.name, build)
+        return None
+
+
+def _build_s3(config: ServerConfig, clock: SimClock, kms: Any, rng: Any) -> Any:
+    from s3sim.s3.service import S3Service
+
+    return S3Service(
+        config.data_dir,
+        config.region,
+        clock,
+        kms,
+        rng=rng,
+        fsync=config.fsync,
+        allow_ssec_over_http=config.allow_ssec_over_http,
+    )
+
+
+def _build_connect(config: ServerConfig, clock: SimClock, kms: Any, s3: Any, rng: Any) -> Any:
+    from s3sim.connect.service import ConnectService
+
+    return ConnectService(
+        config.data_dir, config.region, clock, kms, s3, rng=rng, fsync=config.fsync
+    )
+
+
+def build_components(
+    config: ServerConfig, clock: SimClock | None = None, rng: Callable[[int], bytes] = os.urandom
+) -> Components:
+    from kmscore import KMS
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    clock = clock or SimClock()
+    identities = load_identities(config.data_dir)
+    kms = KMS(config.data_dir, config.region, clock, rng=rng, fsync=config.fsync)
+    s3 = _optional(lambda: _build_s3(config, clock, kms, rng))
+    connect = None
+    if s3 is not None:
+        connect = _optional(lambda: _build_connect(config, clock, kms, s3, rng))
+    return Components(config, clock, identities, kms, s3, connect)
+
+
+def close_components(c: Components) -> None:
+    for part in (c.connect, c.s3, c.kms):
+        close = getattr(part, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+
+
+def adapters(components: Components) -> dict[str, Any]:
+    """The adapter module of each service whose component exists."""
+    needs = {"s3": components.s3, "connect": components.connect}
+    out = {}
+    for service, module in ADAPTERS.items():
+        if service in needs and needs[service] is None:
+            continue
+        mod = _optional(lambda m=module: importlib.import_module(m))
+        if mod is not None:
+            out[service] = mod
+    return out
+
+
+def build_app(components: Components, rng: Callable[[int], bytes] = os.urandom) -> web.Application:
+    mods = adapters(components)
+    handlers: dict[str, ServiceHandler] = {s: m.handler(components) for s, m in mods.items()}
+    extra: list[AdminRoute] = []
+    for mod in mods.values():
+        if hasattr(mod, "admin_routes"):  # extra /_s3sim/ routes, e.g. Connect's pipeline
+            extra.extend(mod.admin_routes(components))
+    authenticator = Authenticator(components.identities, components.clock, rng)
+    state = AdminState(
+        components.clock, components.config.region, VERSION, lambda: sorted(handlers)
+    )
+    app = make_app(authenticator, handlers, state, extra)
+    connect = components.connect
+    if connect is not None and hasattr(connect, "start"):
+
+        async def start_connect(_: web.Application) -> None:
+            await connect.start()
+
+        async def stop_connect(_: web.Application) -> None:
+            await connect.stop()
+
+        app.on_startup.append(start_connect)
+        app.on_shutdown.append(stop_connect)
+    return app
+
+
+async def serve(
+    config: ServerConfig,
+    on_ready: Callable[[ServerConfig, tls.TlsFiles | None], None],
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the server until SIGTERM/SIGINT (or `stop`), then shut down gracefully."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    components = build_components(config)
+    files = tls.ensure_certificates(config.tls_dir) if config.tls else None
+    ssl_ctx = tls.server_context(files) if files else None
+    runner = web.AppRunner(build_app(components), access_log=None, handle_signals=False)
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_ctx, backlog=1024)
+        await site.start()
+        on_ready(config, files)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await runner.cleanup()
+        close_components(components)
