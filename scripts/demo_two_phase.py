@@ -73,8 +73,7 @@ def server(endpoint: str | None):
         return
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="s3sim-demo-") as data_dir:
-        code = "import sys; from s3sim.cli import main; sys.argv[0] = 's3sim'; sys.exit(main())"
-        cmd = [sys.executable, "-c", code, "serve", "--data-dir", data_dir, "--port", str(port)]
+        cmd = [sys.executable, "-m", "s3sim", "serve", "--data-dir", data_dir, "--port", str(port)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         try:
