@@ -160,6 +160,8 @@ def _data_key(kms: KMS, c: Caller, p: Json, plaintext: bool) -> Json:
     fn = kms.generate_data_key if plaintext else kms.generate_data_key_without_plaintext
     spec = p.get("KeySpec")
     n = p.get("NumberOfBytes")
+    if spec is not None and n is not None:
+        raise ValidationException("Please specify either number of bytes or key spec.")
     dk = fn(
         c,
         _req(p, "KeyId"),
