@@ -93,3 +93,23 @@ def test_other_account_sees_none_of_ours(server, kms):
         LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": key["Arn"]}]
     )["Events"]
     assert got == []
+
+
+def test_s3_calls_show_invoked_by(server, kms, trail):
+    key = kms.create_key()["KeyMetadata"]
+    s3 = server.boto("s3", identity="admin")
+    bucket = "trail-" + key["KeyId"][:8]
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(
+        Bucket=bucket, Key="obj", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=key["Arn"]
+    )
+    events = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": key["Arn"]}]
+    )["Events"]
+    gdk = [json.loads(e["CloudTrailEvent"]) for e in events if e["EventName"] == "GenerateDataKey"]
+    assert gdk, [e["EventName"] for e in events]
+    rec = gdk[0]
+    assert rec["userIdentity"]["invokedBy"] == "s3.amazonaws.com"
+    assert rec["requestParameters"]["encryptionContext"] == {
+        "aws:s3:arn": f"arn:aws:s3:::{bucket}/obj"
+    }

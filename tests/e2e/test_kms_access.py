@@ -169,3 +169,25 @@ def test_cross_account(admin, other, key):
     assert other.decrypt(CiphertextBlob=enc["CiphertextBlob"])["Plaintext"] == b"shared"
     assert other.describe_key(KeyId=key["Arn"])["KeyMetadata"]["KeyId"] == key["KeyId"]
     assert key["KeyId"] not in [k["KeyId"] for k in other.list_keys()["Keys"]]
+
+
+def test_unsupported_key_spec(admin):
+    with pytest.raises(ClientError) as e:
+        admin.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")
+    assert code(e) == ("UnsupportedOperationException", 400)
+
+
+def test_aws_managed_key_is_usable_only_through_s3(server, admin):
+    s3 = server.boto("s3", identity="admin")
+    bucket = "managed-" + admin.generate_random(NumberOfBytes=4)["Plaintext"].hex()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"data", ServerSideEncryption="aws:kms")
+    md = admin.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]
+    assert md["KeyManager"] == "AWS"
+    with pytest.raises(ClientError) as e:
+        admin.generate_data_key(KeyId="alias/aws/s3", KeySpec="AES_256")
+    assert code(e) == ("AccessDeniedException", 400)
+    with pytest.raises(ClientError) as e:
+        admin.schedule_key_deletion(KeyId=md["KeyId"])
+    assert code(e) == ("AccessDeniedException", 400)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"data"
