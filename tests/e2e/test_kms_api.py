@@ -176,6 +176,10 @@ def test_tags_and_policies(kms, key):
     assert kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"] == policy
 
 
-def test_request_id_header(server, kms, key):
-    resp = kms.describe_key(KeyId=key["KeyId"])
-    assert resp["ResponseMetadata"]["RequestId"]
+def test_request_id_matches_audit_record(server, kms, key):
+    rid = kms.describe_key(KeyId=key["KeyId"])["ResponseMetadata"]["RequestId"]
+    trail = server.boto("cloudtrail")
+    events = trail.lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": key["KeyId"]}]
+    )["Events"]
+    assert rid and json.loads(events[0]["CloudTrailEvent"])["requestID"] == rid
