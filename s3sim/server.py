@@ -128,7 +128,9 @@ def build_app(components: Components, rng: Callable[[int], bytes] = os.urandom) 
     for mod in mods.values():
         if hasattr(mod, "admin_routes"):  # extra /_s3sim/ routes, e.g. Connect's pipeline
             extra.extend(mod.admin_routes(components))
-    authenticator = Authenticator(components.identities, components.clock, rng)
+    authenticator = Authenticator(
+        components.identities, components.clock, rng, region=components.config.region
+    )
     state = AdminState(
         components.clock, components.config.region, VERSION, lambda: sorted(handlers)
     )

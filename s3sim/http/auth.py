@@ -17,7 +17,7 @@ from typing import Any
 
 from kmscore.caller import Caller
 from kmscore.clock import Clock
-from s3sim.http import sigv4
+from s3sim.http import sigv2, sigv4
 from s3sim.http.errors import HttpError, protocol_of
 from s3sim.http.payload import STREAMING_MODES, is_sha256_hex
 from s3sim.identities import Identity
@@ -78,7 +78,9 @@ class Authenticator:
         rng: Callable[[int], bytes] = os.urandom,
         max_skew: timedelta = MAX_SKEW,
         body_limit: int = BODY_LIMIT,
+        region: str = "us-east-1",
     ) -> None:
+        self.region = region
         self.identities = identities
         self.clock = clock
         self.rng = rng
@@ -90,6 +92,8 @@ class Authenticator:
         headers = request.headers
         raw_path, _, raw_query = request.raw_path.partition("?")
         service = guess_service(headers)
+        if "authorization" not in headers and sigv2.is_presigned_v2(raw_query):
+            return self._authenticate_v2(request, raw_path, raw_query)
         try:
             info = sigv4.find_signature(raw_query, headers)
             if info is None:
@@ -123,6 +127,41 @@ class Authenticator:
             presigned=info.presigned,
             payload_hash=payload_hash,
             signing=signing,
+        )
+
+    def _authenticate_v2(self, request: Any, raw_path: str, raw_query: str) -> RequestAuth:
+        """S3 presigned URL with Signature Version 2 (boto3's default for custom endpoints)."""
+        try:
+            info = sigv2.parse(raw_query)
+            identity = self.identities.get(info.access_key)
+            if identity is None:
+                raise HttpError("unknown_key")
+            if self.clock.now().timestamp() > info.expires:
+                raise HttpError("expired")
+            bucket = bucket_from_host(request.headers.get("Host", ""))
+            sigv2.verify(
+                info,
+                identity.secret_access_key,
+                request.method,
+                raw_path,
+                raw_query,
+                request.headers.items(),
+                bucket,
+            )
+        except sigv4.SigV4Error as e:
+            raise HttpError(e.problem, e.message or None, "s3") from None
+        except HttpError as e:
+            e.service = "s3"
+            raise
+        caller = identity.caller(request.remote or "", request.headers.get("User-Agent", ""))
+        return RequestAuth(
+            identity=identity,
+            caller=caller,
+            service="s3",
+            region=self.region,
+            request_id=new_request_id("s3", self.rng),
+            presigned=True,
+            payload_hash=request.headers.get("x-amz-content-sha256", sigv4.UNSIGNED_PAYLOAD),
         )
 
     def _check_time(self, info: sigv4.SignedInfo) -> None:

@@ -1,0 +1,267 @@
+"""SigV4 against botocore's own signer (an independent implementation) and AWS's vectors."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from urllib.parse import urlsplit
+
+import botocore.auth
+import pytest
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from multidict import CIMultiDict
+
+from s3sim.http import sigv2, sigv4
+
+AK, SK = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+WHEN = datetime(2026, 1, 2, 3, 4, 5)
+AMZ_DATE = "20260102T030405Z"
+HOST = "127.0.0.1:4566"
+
+
+@pytest.fixture(autouse=True)
+def fixed_time(monkeypatch):
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: WHEN)
+
+
+def boto_sign(signer_cls, service, method, url, headers=None, body=b"", **kw) -> AWSRequest:
+    req = AWSRequest(method=method, url=url, headers=dict(headers or {}), data=body)
+    signer_cls(Credentials(AK, SK), service, "us-east-1", **kw).add_auth(req)
+    return req
+
+
+def received(req: AWSRequest, extra_headers=()) -> tuple[sigv4.ReceivedRequest, CIMultiDict]:
+    parts = urlsplit(req.url)
+    headers = CIMultiDict([("Host", parts.netloc), *req.headers.items(), *extra_headers])
+    r = sigv4.ReceivedRequest(req.method, parts.path, parts.query, tuple(headers.items()))
+    return r, headers
+
+
+def check(req: AWSRequest, payload_hash: str, secret: str = SK, **changes) -> str:
+    r, headers = received(req)
+    info = sigv4.find_signature(r.raw_query, headers)
+    assert info is not None
+    if changes:
+        r = sigv4.ReceivedRequest(**{**r.__dict__, **changes})
+    key = sigv4.signing_key(secret, info.scope.date, info.scope.region, info.scope.service)
+    return sigv4.verify(info, key, r, payload_hash)
+
+
+S3_URLS = [
+    "http://127.0.0.1:4566/bucket/key",
+    "http://127.0.0.1:4566/",
+    "http://127.0.0.1:4566/bucket/a%20b/%C3%BC~%21%2A%28%29%27.txt",
+    "http://127.0.0.1:4566/bucket?list-type=2&prefix=a%20b&delimiter=%2F",
+    "http://127.0.0.1:4566/bucket/k?uploads",
+    "http://127.0.0.1:4566/bucket/k?partNumber=2&uploadId=abc%2Bdef",
+]
+
+
+@pytest.mark.parametrize("url", S3_URLS)
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_s3_header_signature_from_botocore_verifies(url, method):
+    body = b"hello world" if method == "PUT" else b""
+    req = boto_sign(
+        botocore.auth.S3SigV4Auth, "s3", method, url, {"X-Amz-Meta-A": "  x   y "}, body
+    )
+    payload = req.headers["X-Amz-Content-SHA256"]
+    assert payload == hashlib.sha256(body).hexdigest()
+    assert check(req, payload) == req.headers["Authorization"].rsplit("Signature=", 1)[1]
+
+
+def test_tampering_is_detected():
+    req = boto_sign(botocore.auth.S3SigV4Auth, "s3", "PUT", S3_URLS[2], {"X-Amz-Meta-A": "1"}, b"x")
+    payload = req.headers["X-Amz-Content-SHA256"]
+    check(req, payload)
+    for change in (
+        {"method": "POST"},
+        {"raw_path": "/bucket/other"},
+        {"raw_query": "acl"},
+        {
+            "headers": tuple(
+                (k, "2" if k == "X-Amz-Meta-A" else v) for k, v in received(req)[1].items()
+            )
+        },
+    ):
+        with pytest.raises(sigv4.SignatureMismatch):
+            check(req, payload, **change)
+    with pytest.raises(sigv4.SignatureMismatch):
+        check(req, hashlib.sha256(b"y").hexdigest())
+    with pytest.raises(sigv4.SignatureMismatch):
+        check(req, payload, secret="wrong")
+
+
+def test_missing_signed_header_is_a_mismatch():
+    req = boto_sign(botocore.auth.S3SigV4Auth, "s3", "GET", S3_URLS[0], {"X-Amz-Meta-A": "1"})
+    r, headers = received(req)
+    info = sigv4.find_signature("", headers)
+    stripped = tuple((k, v) for k, v in r.headers if k != "X-Amz-Meta-A")
+    key = sigv4.signing_key(SK, info.scope.date, "us-east-1", "s3")
+    with pytest.raises(sigv4.SignatureMismatch, match="x-amz-meta-a"):
+        sigv4.verify(info, key, sigv4.ReceivedRequest("GET", r.raw_path, "", stripped), "x")
+
+
+def test_json_service_signature_from_botocore_verifies():
+    body = b'{"KeyId": "alias/x"}'
+    headers = {
+        "X-Amz-Target": "TrentService.DescribeKey",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
+    req = boto_sign(botocore.auth.SigV4Auth, "kms", "POST", "http://127.0.0.1:4566/", headers, body)
+    assert "X-Amz-Content-SHA256" not in req.headers
+    check(req, hashlib.sha256(body).hexdigest())
+
+
+def test_rest_json_path_is_normalized_and_double_encoded():
+    url = "http://127.0.0.1:4566/tags/arn%3Aaws%3Aconnect%3Aus-east-1%3A1%3Ainstance%2Fabc"
+    req = boto_sign(botocore.auth.SigV4Auth, "connect", "GET", url)
+    assert sigv4.canonical_uris(urlsplit(url).path, "connect")[0].startswith("/tags/arn%253A")
+    check(req, sigv4.EMPTY_SHA256)
+    dotted = boto_sign(botocore.auth.SigV4Auth, "connect", "GET", "http://h:1/a/./b/../c//d")
+    r, _ = received(dotted)
+    assert sigv4.canonical_uris(r.raw_path, "connect")[0] == "/a/c/d"
+    check(dotted, sigv4.EMPTY_SHA256)
+
+
+def test_presigned_url_from_botocore_verifies_and_carries_expiry():
+    req = boto_sign(botocore.auth.S3SigV4QueryAuth, "s3", "GET", S3_URLS[2], expires=60)
+    r, headers = received(req)
+    info = sigv4.find_signature(r.raw_query, headers)
+    assert info.presigned and info.expires == 60 and info.amz_date == AMZ_DATE
+    assert info.scope == sigv4.Scope(AK, "20260102", "us-east-1", "s3")
+    check(req, sigv4.UNSIGNED_PAYLOAD)
+    with pytest.raises(sigv4.SignatureMismatch):
+        check(
+            req, sigv4.UNSIGNED_PAYLOAD, raw_query=r.raw_query.replace("Expires=60", "Expires=61")
+        )
+
+
+def test_client_signer_matches_botocore():
+    body = b"payload"
+    digest = hashlib.sha256(body).hexdigest()
+    url = S3_URLS[3]
+    ours = sigv4.sign_headers(
+        "PUT", url, {"Content-Type": "text/plain"}, digest, AK, SK, "us-east-1", "s3", AMZ_DATE
+    )
+    theirs = boto_sign(
+        botocore.auth.S3SigV4Auth, "s3", "PUT", url, {"Content-Type": "text/plain"}, body
+    )
+    assert ours["Authorization"] == theirs.headers["Authorization"]
+    kms_body = b"{}"
+    h = {"X-Amz-Target": "TrentService.ListKeys"}
+    ours = sigv4.sign_headers(
+        "POST",
+        "http://127.0.0.1:4566/",
+        h,
+        hashlib.sha256(kms_body).hexdigest(),
+        AK,
+        SK,
+        "us-east-1",
+        "kms",
+        AMZ_DATE,
+    )
+    theirs = boto_sign(
+        botocore.auth.SigV4Auth, "kms", "POST", "http://127.0.0.1:4566/", h, kms_body
+    )
+    assert ours["Authorization"] == theirs.headers["Authorization"]
+    assert "x-amz-content-sha256" not in {k.lower() for k in ours}
+
+
+def test_client_presign_matches_botocore():
+    url = "http://127.0.0.1:4566/bucket/a%20b"
+    ours = sigv4.presign_url("GET", url, AK, SK, "us-east-1", "s3", AMZ_DATE, expires=300)
+    theirs = boto_sign(botocore.auth.S3SigV4QueryAuth, "s3", "GET", url, expires=300)
+    assert ours == theirs.url
+
+
+def test_parse_errors():
+    with pytest.raises(sigv4.MalformedAuth):
+        sigv4.parse_authorization("AWS4-HMAC-SHA256 Credential=a/b", AMZ_DATE)
+    with pytest.raises(sigv4.MalformedAuth):
+        sigv4.parse_authorization("AWS AKIA:sig", AMZ_DATE)
+    good = (
+        f"AWS4-HMAC-SHA256 Credential={AK}/20260102/us-east-1/s3/aws4_request, "
+        "SignedHeaders=host, Signature=ab"
+    )
+    assert sigv4.parse_authorization(good, AMZ_DATE).signed_headers == ("host",)
+    with pytest.raises(sigv4.MissingDate):
+        sigv4.parse_authorization(good, None)
+    with pytest.raises(sigv4.MalformedAuth, match="Date in Credential scope"):
+        sigv4.parse_authorization(good, "20260103T000000Z")
+    q = {
+        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+        "X-Amz-Credential": f"{AK}/20260102/us-east-1/s3/aws4_request",
+        "X-Amz-Date": AMZ_DATE,
+        "X-Amz-SignedHeaders": "host",
+        "X-Amz-Signature": "ab",
+        "X-Amz-Expires": "604801",
+    }
+    with pytest.raises(sigv4.MalformedQueryAuth, match="604800"):
+        sigv4.parse_presigned(q)
+    with pytest.raises(sigv4.MalformedQueryAuth):
+        sigv4.parse_presigned({**q, "X-Amz-Expires": "soon"})
+    with pytest.raises(sigv4.MalformedQueryAuth):
+        sigv4.parse_presigned({k: v for k, v in q.items() if k != "X-Amz-Signature"})
+    assert sigv4.find_signature("prefix=a", CIMultiDict()) is None
+
+
+def test_signing_keys_are_cached_per_scope():
+    keys = sigv4.SigningKeys(max_entries=2)
+    a = sigv4.Scope(AK, "20260102", "us-east-1", "s3")
+    assert keys.get(SK, a) is keys.get(SK, a)
+    assert keys.get(SK, a) == sigv4.signing_key(SK, "20260102", "us-east-1", "s3")
+    assert keys.get(SK, sigv4.Scope(AK, "20260102", "us-east-1", "kms")) != keys.get(SK, a)
+
+
+def test_streaming_signatures_match_aws_published_example():
+    """The chunked-upload example of the S3 API reference (sigv4-streaming)."""
+    headers = [
+        ("Host", "s3.amazonaws.com"),
+        ("x-amz-date", "20130524T000000Z"),
+        ("x-amz-storage-class", "REDUCED_REDUNDANCY"),
+        ("x-amz-content-sha256", sigv4.STREAMING_SIGNED),
+        ("Content-Encoding", "aws-chunked"),
+        ("x-amz-decoded-content-length", "66560"),
+        ("Content-Length", "66824"),
+    ]
+    names = tuple(sorted(k.lower() for k, _ in headers))
+    scope = sigv4.Scope(AK, "20130524", "us-east-1", "s3")
+    canonical = sigv4.canonical_request(
+        "PUT",
+        "/examplebucket/chunkObject.txt",
+        "",
+        sigv4.canonical_headers(names, headers),
+        names,
+        sigv4.STREAMING_SIGNED,
+    )
+    key = sigv4.signing_key(SK, "20130524", "us-east-1", "s3")
+    seed = sigv4.sign(key, sigv4.string_to_sign("20130524T000000Z", scope, canonical))
+    assert seed == "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
+    s = sigv4.StreamSigning(key, "20130524T000000Z", scope, seed)
+    c1 = s.chunk(seed, hashlib.sha256(b"a" * 65536).hexdigest())
+    assert c1 == "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648"
+    c2 = s.chunk(c1, hashlib.sha256(b"a" * 1024).hexdigest())
+    assert c2 == "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497"
+    assert s.chunk(c2, sigv4.EMPTY_SHA256) == (
+        "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9"
+    )
+
+
+def test_sigv2_presigned_url_from_botocore_verifies(monkeypatch):
+    monkeypatch.setattr(botocore.auth.time, "time", lambda: 1_800_000_000)
+    url = "http://127.0.0.1:4566/bucket/a%20b?response-content-type=text%2Fplain&versionId=null"
+    req = AWSRequest(method="GET", url=url, headers={})
+    botocore.auth.HmacV1QueryAuth(Credentials(AK, SK), expires=60).add_auth(req)
+    parts = urlsplit(req.url)
+    assert sigv2.is_presigned_v2(parts.query)
+    info = sigv2.parse(parts.query)
+    assert info.expires == 1_800_000_060 and info.access_key == AK
+    sigv2.verify(info, SK, "GET", parts.path, parts.query, [("Host", HOST)], None)
+    with pytest.raises(sigv4.SignatureMismatch):
+        sigv2.verify(info, SK, "PUT", parts.path, parts.query, [("Host", HOST)], None)
+    with pytest.raises(sigv4.SignatureMismatch):
+        sigv2.verify(info, "wrong", "GET", parts.path, parts.query, [], None)
+    # virtual-host style: the signed resource still names the bucket
+    vpath = parts.path.removeprefix("/bucket")
+    sigv2.verify(info, SK, "GET", vpath, parts.query, [], "bucket")
