@@ -140,9 +140,7 @@ class DeliveryWorker:
 
     def _promote_waiting(self) -> None:
         """Items that wait for a config that now exists become due (closes an ingest race)."""
-        for inst in self._store.instances():
-            for cfg in self._store.configs(inst.instance_id):
-                self._store.promote_waiting(inst.instance_id, cfg.resource_type)
+        self._store.promote_waiting()
 
     async def _guarded(self, item: Item) -> None:
         try:

@@ -12,6 +12,7 @@ once it is retired and no pending item needs it, so what is left is unreadable.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
@@ -50,6 +51,32 @@ def blob_header(inst: Instance, item_id: str, dk: DataKeyRecord) -> BlobHeader:
     return BlobHeader(STAGING_KIND, item_id, dk.key_arn, dk.ciphertext_blob, instance_context(inst))
 
 
+class LockedGarbage:
+    """S3's deferred blob deletion, made safe to call from worker threads too."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self._garbage = Garbage(blobs)
+        self._lock = threading.Lock()
+
+    def pin(self, blob_ids: list[str]) -> Callable[[], None]:
+        with self._lock:
+            release = self._garbage.pin(blob_ids)
+
+        def locked_release() -> None:
+            with self._lock:
+                release()
+
+        return locked_release
+
+    def delete(self, blob_ids: list[str]) -> None:
+        with self._lock:
+            self._garbage.delete(blob_ids)
+
+    def sweep(self, referenced: set[str]) -> int:
+        with self._lock:
+            return self._garbage.sweep(referenced)
+
+
 class IntermediateStore:
     """The S3 staging sink (validate/ingest) and the staged items' keys and bytes."""
 
@@ -69,7 +96,7 @@ class IntermediateStore:
         self._store = store
         self._kms = kms
         self._blobs = blobs
-        self.garbage = Garbage(blobs)
+        self.garbage = LockedGarbage(blobs)
         self._clock = clock
         self._rng = rng
         self._delay = delivery_delay

@@ -292,12 +292,14 @@ class Store:
 
     def destroy_unused_data_keys(self) -> list[str]:
         """Delete retired data keys that no pending item needs; returns their ids."""
+        find = (
+            "SELECT dk_id FROM data_keys d WHERE retired=1 AND NOT EXISTS (SELECT 1 FROM "
+            f"items i WHERE i.dk_id=d.dk_id AND i.status IN {_PENDING})"
+        )
+        if not self._all(find):  # the usual case: no write transaction at all
+            return []
         with self.tx() as db:
-            rows = db.execute(
-                "SELECT dk_id FROM data_keys d WHERE retired=1 AND NOT EXISTS (SELECT 1 FROM "
-                f"items i WHERE i.dk_id=d.dk_id AND i.status IN {_PENDING})"
-            ).fetchall()
-            ids = [r[0] for r in rows]
+            ids = [r[0] for r in db.execute(find).fetchall()]
             for dk_id in ids:
                 db.execute("DELETE FROM data_keys WHERE dk_id=?", (dk_id,))
                 db.execute("UPDATE items SET dk_id=NULL WHERE dk_id=?", (dk_id,))
@@ -403,14 +405,26 @@ class Store:
         with self.tx() as db:
             return db.execute(sql, args).rowcount == 1
 
-    def promote_waiting(self, instance_id: str, resource_type: str) -> int:
-        """WAITING_FOR_CONFIG items of a type become STAGED, due now (a config exists)."""
+    def promote_waiting(self, instance_id: str | None = None, resource_type: str = "") -> int:
+        """WAITING_FOR_CONFIG items whose config now exists become STAGED, due now.
+
+        With no arguments: every such item (the worker's safety net for an ingest that
+        raced an association); otherwise those of one instance and resource type.
+        """
+        sql = (
+            "UPDATE items SET status=?, next_attempt_at=NULL WHERE status=? AND EXISTS "
+            "(SELECT 1 FROM storage_configs c WHERE c.instance_id=items.instance_id AND "
+            "c.resource_type=items.resource_type)"
+        )
+        args: tuple = (STAGED, WAITING_FOR_CONFIG)
+        if instance_id is not None:
+            sql += " AND instance_id=? AND resource_type=?"
+            args += (instance_id, resource_type)
+        probe = "SELECT 1 FROM items WHERE status=? AND EXISTS" + sql.split("EXISTS", 1)[1]
+        if not self._one(probe + " LIMIT 1", args[1:]):
+            return 0
         with self.tx() as db:
-            return db.execute(
-                "UPDATE items SET status=?, next_attempt_at=NULL WHERE instance_id=? AND "
-                "resource_type=? AND status=?",
-                (STAGED, instance_id, resource_type, WAITING_FOR_CONFIG),
-            ).rowcount
+            return db.execute(sql, args).rowcount
 
     def demote_to_waiting(self, instance_id: str, resource_type: str) -> int:
         """STAGED and FAILED items of a type wait for a config again (it was removed)."""

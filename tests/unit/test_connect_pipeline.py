@@ -353,3 +353,58 @@ async def test_status_lines(env):
     from s3sim.connect.report import status_lines
 
     assert status_lines(env.tmp) == lines
+
+
+async def test_worker_picks_up_waiting_items_whose_config_appeared(env):
+    """An ingest that raced an association still gets delivered (the worker's safety net)."""
+    inst, key = env.instance(), env.key()
+    env.bucket("rec")
+    await env.ingest(inst, "c", b"raced")
+    env.associate(inst, "rec", key)
+    env.connect.store.update_item(items(env, inst)[0].item_id, status="WAITING_FOR_CONFIG")
+    await deliver_all(env)
+    assert items(env, inst)[0].status == "DELIVERED"
+
+
+async def test_delivery_delay(tmp_path):
+    env = make_env(tmp_path, delivery_delay=30)
+    inst, key = env.instance(), env.key()
+    env.bucket("rec")
+    env.associate(inst, "rec", key)
+    await env.ingest(inst, "c", b"later")
+    assert await deliver_all(env) == 0
+    env.clock.advance(30)
+    assert await deliver_all(env) == 1
+    assert items(env, inst)[0].status == "DELIVERED"
+    env.connect.close()
+
+
+async def test_bounded_parallelism(tmp_path):
+    import asyncio
+
+    env = make_env(tmp_path, max_parallel=2)
+    inst, key = env.instance(), env.key()
+    env.bucket("rec")
+    env.associate(inst, "rec", key)
+    for n in range(6):
+        await env.ingest(inst, f"c{n}", b"x" * 10)
+    active = peak = 0
+    real_put = env.s3.put_object
+
+    async def slow_put(*a, **kw):
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await asyncio.sleep(0.02)
+        try:
+            return await real_put(*a, **kw)
+        finally:
+            active -= 1
+
+    env.connect.worker._s3 = type(
+        "S3", (), {"put_object": staticmethod(slow_put), "head_object": env.s3.head_object}
+    )()
+    await deliver_all(env)
+    assert peak == 2
+    assert {i.status for i in items(env, inst)} == {"DELIVERED"}
+    env.connect.close()
