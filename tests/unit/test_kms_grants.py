@@ -184,3 +184,28 @@ def test_pure_constraint_helpers():
     assert not G.constraints_hold(eq, {"a": "1", "b": "2"})
     assert G.at_least_as_strict(eq, sub) and not G.at_least_as_strict(None, sub)
     assert G.token_grant_id(G.make_token("ab" * 32, b"s" * 16)) == "ab" * 32
+
+
+class _BrokenEngine:
+    """A policy engine that fails: authorization must deny, not allow."""
+
+    LOCKOUT_MESSAGE = "x"
+
+    def __getattr__(self, name):
+        import kmscore.policy as real
+
+        return getattr(real, name)
+
+    @staticmethod
+    def evaluate(policy, req):
+        raise RuntimeError("engine bug")
+
+
+def test_policy_engine_failure_fails_closed(tmp_path):
+    k = KMS(
+        tmp_path, "us-east-1", FixedClock(), root_key=b"\x07" * 32, policy_engine=_BrokenEngine()
+    )
+    key = k.create_key(ADMIN, bypass_policy_lockout_safety_check=True)
+    with pytest.raises(E.AccessDeniedException):
+        k.describe_key(ADMIN, key.key_id)
+    k.close()
