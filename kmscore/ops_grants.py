@@ -20,6 +20,13 @@ from kmscore.service import KMSCore
 
 _GRANT_ID = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-zA-Z0-9:/_-]{1,256}$")
+_PRINCIPAL = re.compile(
+    r"^(arn:aws[a-z-]*:(iam|sts)::\d{12}:\S+|[a-z0-9.-]+\.amazonaws\.com|\d{12})$"
+)
+
+
+def _valid_principal(p: object) -> bool:
+    return isinstance(p, str) and len(p) <= 256 and bool(_PRINCIPAL.match(p))
 
 
 def _constraints_param(c: GrantConstraints | None) -> dict | None:
@@ -73,8 +80,9 @@ class GrantOps(KMSCore):
             parsed = grantlib.parse_constraints(constraints)
             if parsed is not None:
                 params["constraints"] = _constraints_param(parsed)
-            if not isinstance(grantee_principal, str) or not grantee_principal:
-                raise ValidationException("GranteePrincipal is required")
+            for principal in (grantee_principal, retiring_principal):
+                if principal is not None and not _valid_principal(principal):
+                    raise ValidationException(f"Invalid principal: {principal!r}")
             if name is not None and not _NAME.match(name):
                 raise ValidationException("Grant name must match ^[a-zA-Z0-9:/_-]+$")
             self._check_tokens(grant_tokens)

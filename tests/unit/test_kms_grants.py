@@ -209,3 +209,11 @@ def test_policy_engine_failure_fails_closed(tmp_path):
     with pytest.raises(E.AccessDeniedException):
         k.describe_key(ADMIN, key.key_id)
     k.close()
+
+
+@pytest.mark.parametrize("bad", ["", "bob", "arn:aws:iam::12:user/x"])
+def test_invalid_principals(kms, key, bad):
+    with pytest.raises(E.ValidationException):
+        kms.create_grant(ADMIN, key.key_id, bad, OPS)
+    with pytest.raises(E.ValidationException):
+        kms.create_grant(ADMIN, key.key_id, ROLE, OPS, retiring_principal=bad or "x")
