@@ -105,6 +105,7 @@ class IntermediateStore:
         self._on_ingest = on_ingest
         self._plain: dict[str, bytes] = {}  # dk_id -> plaintext data key (memory only)
         self._locks: dict[str, asyncio.Lock] = {}
+        self._chosen: dict[str, int] = {}  # dk_id -> items that chose it (this process)
         self._owned: str | None = None
 
     def owned_key(self) -> str:
@@ -188,16 +189,19 @@ class IntermediateStore:
             dk = self._store.current_data_key(inst.instance_id)
             if dk is None or self._worn_out(dk):
                 if dk is not None:
-                    self._store.retire_data_key(dk.dk_id)
+                    await asyncio.to_thread(self._store.retire_data_key, dk.dk_id)
                 dk, plain = await asyncio.to_thread(self._new_data_key, inst)
             else:
                 plain = await self.plaintext(inst, dk)
-            self._store.use_data_key(dk.dk_id)
+            # counted when chosen (in memory; stage_item persists it with the item), so
+            # concurrent ingests cannot overrun the bound
+            self._chosen[dk.dk_id] = self._chosen.get(dk.dk_id, dk.items) + 1
             return dk, plain
 
     def _worn_out(self, dk: DataKeyRecord) -> bool:
         age = (self._clock.now() - dk.created).total_seconds()
-        return dk.items >= self._rotate_items or age >= self._rotate_seconds
+        used = self._chosen.get(dk.dk_id, dk.items)
+        return used >= self._rotate_items or age >= self._rotate_seconds
 
     def _new_data_key(self, inst: Instance) -> tuple[DataKeyRecord, bytes]:
         out = self._kms.generate_data_key(
@@ -266,4 +270,5 @@ class IntermediateStore:
         destroyed = self._store.destroy_unused_data_keys()
         for dk_id in destroyed:
             self._plain.pop(dk_id, None)
+            self._chosen.pop(dk_id, None)
         return len(expired), len(destroyed)

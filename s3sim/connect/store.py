@@ -281,11 +281,6 @@ class Store:
         rows = self._all("SELECT * FROM data_keys WHERE instance_id=?", (instance_id,))
         return [_data_key(r) for r in rows]
 
-    def use_data_key(self, dk_id: str) -> None:
-        """Count one more item encrypted under this data key (counted when chosen)."""
-        with self.tx() as db:
-            db.execute("UPDATE data_keys SET items=items+1 WHERE dk_id=?", (dk_id,))
-
     def retire_data_key(self, dk_id: str) -> None:
         with self.tx() as db:
             db.execute("UPDATE data_keys SET retired=1 WHERE dk_id=?", (dk_id,))
@@ -352,6 +347,7 @@ class Store:
                     gen,
                 ),
             )
+            db.execute("UPDATE data_keys SET items=items+1 WHERE dk_id=?", (item.dk_id,))
             db.execute(
                 "INSERT OR IGNORE INTO contacts VALUES (?,?,?,?,?)",
                 (

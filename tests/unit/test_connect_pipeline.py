@@ -408,3 +408,18 @@ async def test_bounded_parallelism(tmp_path):
     assert peak == 2
     assert {i.status for i in items(env, inst)} == {"DELIVERED"}
     env.connect.close()
+
+
+async def test_rotation_bound_holds_under_concurrent_ingests(tmp_path):
+    import asyncio
+    from collections import Counter
+
+    env = make_env(tmp_path, rotate_items=3)
+    inst = env.instance()
+    await asyncio.gather(*(env.ingest(inst, f"c{n}", b"y" * 3000) for n in range(10)))
+    per_key = Counter(i.dk_id for i in items(env, inst))
+    assert sum(per_key.values()) == 10 and max(per_key.values()) <= 3
+    assert {d.dk_id: d.items for d in env.connect.store.data_keys(inst.instance_id)} == dict(
+        per_key
+    )
+    env.connect.close()
