@@ -231,6 +231,3 @@ class DeliveryWorker:
         )
         self._retire_grants()
         return FAILED
-
-
-__all__ = ["DeliveryWorker", "error_of", "sse_for", "DELIVERING"]
