@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from s3sim.storage.errors import InvalidBlobId, MissingBlob
+from s3sim.storage.errors import InvalidBlobId, MissingBlob, StorageError
 
 ID_BYTES = 16
 _ID = re.compile(r"[0-9a-f]{32}")
@@ -57,7 +57,12 @@ class BlobStore:
         return self.root / blob_id[:2] / blob_id
 
     def create(self) -> BlobWriter:
-        return BlobWriter(self, self.new_id())
+        """A writer for a new blob; its id is fresh (and never an existing blob's)."""
+        for _ in range(4):
+            blob_id = self.new_id()
+            if not self.path(blob_id).exists():
+                return BlobWriter(self, blob_id)
+        raise StorageError("blob ids keep colliding: is the rng random?")
 
     def open_read(self, blob_id: str) -> BinaryIO:
         try:

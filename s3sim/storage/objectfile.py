@@ -57,6 +57,7 @@ class WrittenObject:
     header_len: int
     chunk_size: int
     file_size: int
+    salt: bytes  # unique per file; an index that keeps it can pin this exact file
 
 
 def _batch_bytes(chunk_size: int) -> int:
@@ -177,6 +178,7 @@ async def write_object(
         hlen,
         chunk_size,
         env.Layout(hlen, chunk_size).file_size(sealer.size),
+        full.salt,
     )
 
 
@@ -319,7 +321,12 @@ class ObjectReader:
 
 
 def _open_sync(
-    store: BlobStore, blob_id: str, data_key: bytes, expected: ObjectHeader, size: int | None
+    store: BlobStore,
+    blob_id: str,
+    data_key: bytes,
+    expected: ObjectHeader,
+    size: int | None,
+    salt: bytes | None,
 ) -> tuple[env.PayloadCipher, env.Header, env.Layout, int, int]:
     with store.open_read(blob_id) as f:
         fd = f.fileno()
@@ -329,6 +336,8 @@ def _open_sync(
         header_bytes = _pread(fd, n, env.PREFIX_LEN)
         header = env.decode_header(header_bytes)
         _compare(header, expected)
+        if salt is not None and header.salt != salt:
+            raise env.HeaderError("header salt does not match the index (another file)")
         cipher = env.PayloadCipher(data_key, prefix + header_bytes, header.salt)
         cipher.check_commitment(_pread(fd, env.COMMIT_LEN, env.PREFIX_LEN + n))
         layout = env.Layout(n, header.chunk_size)
@@ -348,11 +357,15 @@ async def open_object(
     expected: ObjectHeader,
     size: int | None = None,
     *,
+    salt: bytes | None = None,
     executor: Executor | None = None,
 ) -> ObjectReader:
-    """Verify header (against `expected`, from the index), commitment, size and last chunk."""
+    """Verify header (against `expected`, from the index), commitment, size and last chunk.
+
+    `size` and `salt`, when the index keeps them, pin this exact file: with them even a
+    file of the same object written earlier under the same data key is refused."""
     try:
-        parts = await _run(executor, _open_sync, store, blob_id, data_key, expected, size)
+        parts = await _run(executor, _open_sync, store, blob_id, data_key, expected, size, salt)
     except env.EnvelopeError as e:
         raise CorruptObject(str(e), e.failure, blob_id) from None
     except CorruptObject:

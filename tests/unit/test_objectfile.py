@@ -17,7 +17,7 @@ from kmscore import envelope as env
 from s3sim.storage import objectfile as of
 from s3sim.storage.blobstore import BlobStore
 from s3sim.storage.checksums import checksum
-from s3sim.storage.errors import CorruptObject, InvalidBlobId, MissingBlob
+from s3sim.storage.errors import CorruptObject, InvalidBlobId, MissingBlob, StorageError
 
 KEY = bytes(range(32))
 HDR = of.ObjectHeader("object", "obj-1", "arn:aws:kms:r:1:key/k", b"wrapped", {"a": "b"})
@@ -254,6 +254,27 @@ async def test_files_swapped_between_objects_fail(store):
         assert e.value.failure == "header"
 
 
+async def test_salt_from_the_index_pins_the_exact_file(store):
+    old = await write(store, b"old contents")
+    new = await write(store, b"new contents")  # same object id, key and wrapped key
+    assert old.salt != new.salt and len(new.salt) == 32
+    store.path(new.blob_id).write_bytes(store.path(old.blob_id).read_bytes())  # rollback
+    assert await read_all(store, new.blob_id) == b"old contents"  # binding alone: allowed
+    with pytest.raises(CorruptObject) as e:
+        await of.open_object(store, new.blob_id, KEY, HDR, salt=new.salt)
+    assert e.value.failure == "header"
+    reader = await of.open_object(store, old.blob_id, KEY, HDR, 12, salt=old.salt)
+    assert reader.size == 12
+
+
+async def test_concurrent_writes_stay_separate(store):
+    datas = [os.urandom(random.Random(i).randrange(1, 3 * CS)) for i in range(40)]
+    ws = await asyncio.gather(*(write(store, d) for d in datas))
+    assert len({w.blob_id for w in ws}) == 40
+    for w, d in zip(ws, datas, strict=True):
+        assert await read_all(store, w.blob_id) == d
+
+
 async def test_payload_spliced_from_another_file_fails(store):
     data = os.urandom(2 * CS + 5)
     a, b = await write(store, data), await write(store, data)  # same key, header, size
@@ -333,6 +354,15 @@ def test_orphan_temp_files_are_swept_at_startup(tmp_path):
     assert not crashed.temp.exists()
     assert store.path(blob_id).read_bytes() == b"committed"
     assert files(store) == [blob_id]
+
+
+def test_blob_ids_never_collide_with_existing_blobs(tmp_path):
+    store = BlobStore(tmp_path, fsync=False, rng=lambda n: bytes(n))  # always the same id
+    with store.create() as w:
+        w.commit()
+    with pytest.raises(StorageError, match="colliding"):
+        store.create()
+    assert store.path(w.blob_id).exists()
 
 
 def test_writer_context_manager_aborts_on_error(tmp_path):
