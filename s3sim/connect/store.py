@@ -8,7 +8,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,6 @@ from s3sim.connect.models import (
     DELIVERED,
     DELIVERING,
     FAILED,
-    PENDING,
     STAGED,
     WAITING_FOR_CONFIG,
     Contact,
@@ -25,68 +24,18 @@ from s3sim.connect.models import (
     Item,
     StorageConfig,
 )
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS instances (
-  instance_id TEXT PRIMARY KEY, arn TEXT NOT NULL, account TEXT NOT NULL, alias TEXT,
-  idm_type TEXT NOT NULL, inbound INTEGER NOT NULL, outbound INTEGER NOT NULL,
-  created REAL NOT NULL, service_role TEXT NOT NULL, status TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS storage_configs (
-  association_id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, resource_type TEXT NOT NULL,
-  bucket TEXT NOT NULL, prefix TEXT NOT NULL, key_arn TEXT NOT NULL, grant_id TEXT,
-  grant_token TEXT, created REAL NOT NULL, UNIQUE (instance_id, resource_type));
-CREATE TABLE IF NOT EXISTS retiring_grants (
-  grant_id TEXT PRIMARY KEY, grant_token TEXT NOT NULL, key_arn TEXT NOT NULL,
-  instance_id TEXT NOT NULL, resource_type TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS data_keys (
-  dk_id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, key_arn TEXT NOT NULL,
-  blob BLOB NOT NULL, created REAL NOT NULL, items INTEGER NOT NULL, retired INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS items (
-  item_id TEXT PRIMARY KEY, instance_id TEXT NOT NULL, resource_type TEXT NOT NULL,
-  contact_id TEXT NOT NULL, ext TEXT NOT NULL, status TEXT NOT NULL, staged_at REAL NOT NULL,
-  updated_at REAL NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
-  content_type TEXT NOT NULL, blob_id TEXT, dk_id TEXT, attempts INTEGER NOT NULL,
-  next_attempt_at REAL, last_error_code TEXT, last_error_message TEXT, location TEXT,
-  delivered_at REAL, generation INTEGER NOT NULL,
-  UNIQUE (instance_id, resource_type, contact_id, ext));
-CREATE INDEX IF NOT EXISTS items_by_status ON items (status, next_attempt_at);
-CREATE TABLE IF NOT EXISTS contacts (
-  instance_id TEXT NOT NULL, contact_id TEXT NOT NULL, arn TEXT NOT NULL,
-  channel TEXT NOT NULL, initiated REAL NOT NULL, PRIMARY KEY (instance_id, contact_id));
-"""
-
-_ITEM_COLS = (
-    "item_id, instance_id, resource_type, contact_id, ext, status, staged_at, updated_at, "
-    "size, etag, content_type, blob_id, dk_id, attempts, next_attempt_at, last_error_code, "
-    "last_error_message, location, delivered_at, generation"
+from s3sim.connect.schema import (
+    ITEM_COLS,
+    PENDING_SQL,
+    SCHEMA,
+    config_of,
+    contact_of,
+    data_key_of,
+    instance_of,
+    item_of,
+    to_dt,
+    to_ts,
 )
-_PENDING = "(" + ",".join(f"'{s}'" for s in PENDING) + ")"
-
-
-def _ts(t: datetime | None) -> float | None:
-    return None if t is None else t.timestamp()
-
-
-def _dt(t: float | None) -> datetime | None:
-    return None if t is None else datetime.fromtimestamp(t, tz=UTC)
-
-
-def _instance(r: Any) -> Instance:
-    return Instance(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), _dt(r[7]), r[8], r[9])
-
-
-def _config(r: Any) -> StorageConfig:
-    return StorageConfig(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], _dt(r[8]))
-
-
-def _data_key(r: Any) -> DataKeyRecord:
-    return DataKeyRecord(r[0], r[1], r[2], bytes(r[3]), _dt(r[4]), r[5], bool(r[6]))
-
-
-def _item(r: Any) -> Item:
-    return Item(
-        *r[:6], _dt(r[6]), _dt(r[7]), *r[8:14], _dt(r[14]), r[15], r[16], r[17], _dt(r[18]), r[19]
-    )
 
 
 class Store:
@@ -135,7 +84,7 @@ class Store:
                     i.identity_management_type,
                     int(i.inbound_calls),
                     int(i.outbound_calls),
-                    _ts(i.created),
+                    to_ts(i.created),
                     i.service_role,
                     i.status,
                 ),
@@ -143,7 +92,7 @@ class Store:
 
     def get_instance(self, instance_id: str) -> Instance | None:
         r = self._one("SELECT * FROM instances WHERE instance_id=?", (instance_id,))
-        return None if r is None else _instance(r)
+        return None if r is None else instance_of(r)
 
     def instances(self, account: str | None = None) -> list[Instance]:
         if account is None:
@@ -152,7 +101,7 @@ class Store:
             rows = self._all(
                 "SELECT * FROM instances WHERE account=? ORDER BY created, instance_id", (account,)
             )
-        return [_instance(r) for r in rows]
+        return [instance_of(r) for r in rows]
 
     def alias_taken(self, account: str, alias: str) -> bool:
         return bool(
@@ -187,7 +136,7 @@ class Store:
                     c.key_arn,
                     c.grant_id,
                     c.grant_token,
-                    _ts(c.created),
+                    to_ts(c.created),
                 ),
             )
 
@@ -204,21 +153,21 @@ class Store:
             "SELECT * FROM storage_configs WHERE instance_id=? AND association_id=?",
             (instance_id, association_id),
         )
-        return None if r is None else _config(r)
+        return None if r is None else config_of(r)
 
     def config_for(self, instance_id: str, resource_type: str) -> StorageConfig | None:
         r = self._one(
             "SELECT * FROM storage_configs WHERE instance_id=? AND resource_type=?",
             (instance_id, resource_type),
         )
-        return None if r is None else _config(r)
+        return None if r is None else config_of(r)
 
     def configs(self, instance_id: str) -> list[StorageConfig]:
         rows = self._all(
             "SELECT * FROM storage_configs WHERE instance_id=? ORDER BY created, association_id",
             (instance_id,),
         )
-        return [_config(r) for r in rows]
+        return [config_of(r) for r in rows]
 
     def delete_config(self, association_id: str) -> None:
         with self.tx() as db:
@@ -258,7 +207,7 @@ class Store:
                     d.instance_id,
                     d.key_arn,
                     d.ciphertext_blob,
-                    _ts(d.created),
+                    to_ts(d.created),
                     d.items,
                     int(d.retired),
                 ),
@@ -269,17 +218,17 @@ class Store:
             "SELECT * FROM data_keys WHERE instance_id=? AND retired=0 ORDER BY created DESC",
             (instance_id,),
         )
-        return None if r is None else _data_key(r)
+        return None if r is None else data_key_of(r)
 
     def get_data_key(self, dk_id: str) -> DataKeyRecord | None:
         r = self._one("SELECT * FROM data_keys WHERE dk_id=?", (dk_id,))
-        return None if r is None else _data_key(r)
+        return None if r is None else data_key_of(r)
 
     def data_keys(self, instance_id: str | None = None) -> list[DataKeyRecord]:
         if instance_id is None:
-            return [_data_key(r) for r in self._all("SELECT * FROM data_keys")]
+            return [data_key_of(r) for r in self._all("SELECT * FROM data_keys")]
         rows = self._all("SELECT * FROM data_keys WHERE instance_id=?", (instance_id,))
-        return [_data_key(r) for r in rows]
+        return [data_key_of(r) for r in rows]
 
     def retire_data_key(self, dk_id: str) -> None:
         with self.tx() as db:
@@ -289,7 +238,7 @@ class Store:
         """Delete retired data keys that no pending item needs; returns their ids."""
         find = (
             "SELECT dk_id FROM data_keys d WHERE retired=1 AND NOT EXISTS (SELECT 1 FROM "
-            f"items i WHERE i.dk_id=d.dk_id AND i.status IN {_PENDING})"
+            f"items i WHERE i.dk_id=d.dk_id AND i.status IN {PENDING_SQL})"
         )
         if not self._all(find):  # the usual case: no write transaction at all
             return []
@@ -314,7 +263,7 @@ class Store:
                 "resource_type=? AND contact_id=? AND ext=?",
                 (item.instance_id, item.resource_type, item.contact_id, item.ext),
             ).fetchone()
-            staged_at, gen = _ts(item.staged_at), 1
+            staged_at, gen = to_ts(item.staged_at), 1
             if old is not None:
                 staged_at, gen = old[1], old[2] + 1
                 db.execute(
@@ -323,7 +272,7 @@ class Store:
                     (item.instance_id, item.resource_type, item.contact_id, item.ext),
                 )
             db.execute(
-                f"INSERT INTO items ({_ITEM_COLS}) VALUES ({','.join('?' * 20)})",
+                f"INSERT INTO items ({ITEM_COLS}) VALUES ({','.join('?' * 20)})",
                 (
                     item.item_id,
                     item.instance_id,
@@ -332,14 +281,14 @@ class Store:
                     item.ext,
                     item.status,
                     staged_at,
-                    _ts(item.updated_at),
+                    to_ts(item.updated_at),
                     item.size,
                     item.etag,
                     item.content_type,
                     item.blob_id,
                     item.dk_id,
                     0,
-                    _ts(item.next_attempt_at),
+                    to_ts(item.next_attempt_at),
                     None,
                     None,
                     None,
@@ -355,35 +304,35 @@ class Store:
                     contact.contact_id,
                     contact.arn,
                     contact.channel,
-                    _ts(contact.initiated),
+                    to_ts(contact.initiated),
                 ),
             )
         return None if old is None else old[0]
 
     def get_item(self, item_id: str) -> Item | None:
-        r = self._one(f"SELECT {_ITEM_COLS} FROM items WHERE item_id=?", (item_id,))
-        return None if r is None else _item(r)
+        r = self._one(f"SELECT {ITEM_COLS} FROM items WHERE item_id=?", (item_id,))
+        return None if r is None else item_of(r)
 
     def items(self, instance_id: str, contact_id: str | None = None) -> list[Item]:
-        sql = f"SELECT {_ITEM_COLS} FROM items WHERE instance_id=?"
+        sql = f"SELECT {ITEM_COLS} FROM items WHERE instance_id=?"
         args: tuple = (instance_id,)
         if contact_id is not None:
             sql += " AND contact_id=?"
             args += (contact_id,)
-        return [_item(r) for r in self._all(sql + " ORDER BY staged_at, item_id", args)]
+        return [item_of(r) for r in self._all(sql + " ORDER BY staged_at, item_id", args)]
 
     def due_items(self, now: datetime, limit: int) -> list[Item]:
         """Pending items whose next attempt is due (DELIVERING ones left by a crash too)."""
         rows = self._all(
-            f"SELECT {_ITEM_COLS} FROM items WHERE status IN {_PENDING} AND status<>? AND "
+            f"SELECT {ITEM_COLS} FROM items WHERE status IN {PENDING_SQL} AND status<>? AND "
             "(next_attempt_at IS NULL OR next_attempt_at<=?) ORDER BY staged_at LIMIT ?",
-            (WAITING_FOR_CONFIG, _ts(now), limit),
+            (WAITING_FOR_CONFIG, to_ts(now), limit),
         )
-        return [_item(r) for r in rows]
+        return [item_of(r) for r in rows]
 
     def next_due(self) -> datetime | None:
-        r = self._one(f"SELECT MIN(next_attempt_at) FROM items WHERE status IN {_PENDING}")
-        return _dt(r[0]) if r else None
+        r = self._one(f"SELECT MIN(next_attempt_at) FROM items WHERE status IN {PENDING_SQL}")
+        return to_dt(r[0]) if r else None
 
     def status_counts(self, instance_id: str | None = None) -> dict[str, int]:
         sql, args = "SELECT status, COUNT(*) FROM items", ()
@@ -393,7 +342,7 @@ class Store:
 
     def update_item(self, item_id: str, generation: int | None = None, **fields: Any) -> bool:
         """Set fields of an item (only if its generation still matches, when given)."""
-        conv = {k: _ts(v) if isinstance(v, datetime) else v for k, v in fields.items()}
+        conv = {k: to_ts(v) if isinstance(v, datetime) else v for k, v in fields.items()}
         sets = ", ".join(f"{k}=?" for k in conv)
         sql, args = f"UPDATE items SET {sets} WHERE item_id=?", (*conv.values(), item_id)
         if generation is not None:
@@ -433,11 +382,11 @@ class Store:
 
     def expired_items(self, before: datetime) -> list[Item]:
         rows = self._all(
-            f"SELECT {_ITEM_COLS} FROM items WHERE status IN {_PENDING} AND status<>? AND "
+            f"SELECT {ITEM_COLS} FROM items WHERE status IN {PENDING_SQL} AND status<>? AND "
             "staged_at<?",
-            (DELIVERING, _ts(before)),
+            (DELIVERING, to_ts(before)),
         )
-        return [_item(r) for r in rows]
+        return [item_of(r) for r in rows]
 
     def staged_blob_ids(self) -> set[str]:
         rows = self._all("SELECT blob_id FROM items WHERE blob_id IS NOT NULL")
@@ -448,7 +397,7 @@ class Store:
         r = self._one(
             "SELECT * FROM contacts WHERE instance_id=? AND contact_id=?", (instance_id, contact_id)
         )
-        return None if r is None else Contact(r[0], r[1], r[2], r[3], _dt(r[4]))
+        return None if r is None else contact_of(r)
 
     def delivered(self, instance_id: str, contact_id: str) -> list[Item]:
         return [i for i in self.items(instance_id, contact_id) if i.status == DELIVERED]
