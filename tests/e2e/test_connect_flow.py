@@ -297,3 +297,51 @@ def test_retention_expiry(server, clients):
     wait_until(lambda: statuses(server, inst["Id"]).get("old") == "WAITING_FOR_CONFIG")
     server.advance_clock(2 * 86400)
     wait_until(lambda: statuses(server, inst["Id"]).get("old") == "EXPIRED")
+
+
+def test_key_policy_deny_then_restored(server, clients):
+    import json
+
+    connect, s3, kms = clients
+    bucket = "pol-" + os.urandom(4).hex()
+    s3.create_bucket(Bucket=bucket)
+    inst = new_instance(connect)
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    connect.associate_instance_storage_config(
+        InstanceId=inst["Id"],
+        ResourceType="CALL_RECORDINGS",
+        StorageConfig=s3_config(bucket, "p", key),
+    )
+    original = kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
+    doc = json.loads(original)
+    doc["Statement"].append(
+        {
+            "Sid": "DenyConnectRole",
+            "Effect": "Deny",
+            "Principal": {"AWS": inst["ServiceRole"]},
+            "Action": "kms:GenerateDataKey*",
+            "Resource": "*",
+        }
+    )
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=json.dumps(doc))
+    s3.put_object(Bucket="connect-staging", Key=staging_key(inst["Id"], "p1"), Body=b"pp")
+    it = wait_until(lambda: [i for i in items(server, inst["Id"]) if i["Status"] == "FAILED"])[0]
+    assert it["LastError"]["Code"] == "AccessDeniedException"
+    assert "explicit deny" in it["LastError"]["Message"]
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=original)
+    server.advance_clock(600)
+    wait_until(lambda: statuses(server, inst["Id"])["p1"] == "DELIVERED")
+
+
+def test_connect_api_access(server, clients):
+    connect, _s3, _kms = clients
+    inst = new_instance(connect)
+    alice = server.boto("connect", identity="alice")  # s3:* only
+    with pytest.raises(ClientError) as exc:
+        alice.describe_instance(InstanceId=inst["Id"])
+    assert err(exc) == ("AccessDeniedException", 403)
+    other = server.boto("connect", identity="other")
+    with pytest.raises(ClientError) as exc:
+        other.describe_instance(InstanceId=inst["Id"])
+    assert err(exc) == ("ResourceNotFoundException", 404)
+    assert inst["Id"] not in [i["Id"] for i in other.list_instances()["InstanceSummaryList"]]
