@@ -152,16 +152,18 @@ async def write_object(
     try:
         async for piece in chunks:
             buf += piece
-            if len(buf) >= batch:
-                n = len(buf) - len(buf) % chunk_size
-                data = bytes(buf[:n])
-                del buf[:n]
+            off = 0
+            while len(buf) - off >= batch:  # a huge piece becomes several bounded jobs
+                data = bytes(buf[off : off + batch])
+                off += batch
                 if pending is not None:
                     await pending
                 pending = asyncio.gather(
                     loop.run_in_executor(executor, sealer.hash, data),
                     loop.run_in_executor(executor, sealer.seal, data, False, do_fsync, False),
                 )
+            if off:
+                del buf[:off]
         if pending is not None:
             await pending
         blob_id = await _run(executor, sealer.seal, bytes(buf), True, do_fsync, True)

@@ -69,6 +69,26 @@ async def test_round_trip(store, cs, n):
     assert reader.size == n
 
 
+async def test_huge_pieces_are_split_into_bounded_jobs(store, monkeypatch):
+    sizes: list[int] = []
+    real = of._Sealer.seal
+
+    def spy(self, data, final, fsync, hash_too):
+        sizes.append(len(data))
+        return real(self, data, final, fsync, hash_too)
+
+    monkeypatch.setattr(of._Sealer, "seal", spy)
+    data = os.urandom(5 * of.BATCH_BYTES + 3)
+
+    async def one_piece():
+        yield data
+
+    w = await of.write_object(store, one_piece(), KEY, HDR)
+    assert sizes == [of.BATCH_BYTES] * 5 + [3]
+    assert w.md5_hex == hashlib.md5(data).hexdigest()
+    assert await read_all(store, w.blob_id) == data
+
+
 async def test_no_plaintext_on_disk(store):
     data = b"SECRET-MARKER-" * 5000
     w = await write(store, data)
