@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import random
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -63,6 +62,7 @@ async def test_round_trip(store, cs, n):
     assert w.md5_hex == hashlib.md5(data).hexdigest()
     assert w.checksums == {"CRC32": checksum("CRC32", data), "SHA256": checksum("SHA256", data)}
     assert store.path(w.blob_id).stat().st_size == w.file_size
+    assert store.path(w.blob_id).stat().st_mode & 0o777 == 0o600
     assert env.Layout(w.header_len, cs).file_size(n) == w.file_size
     assert await read_all(store, w.blob_id) == data
     reader = await of.open_object(store, w.blob_id, KEY, HDR, n)
@@ -460,7 +460,6 @@ async def test_memory_stays_flat_for_a_256_mib_stream(tmp_path):
         for _ in range(4096):  # 256 MiB
             yield piece
 
-    t0 = time.perf_counter()
     tracemalloc.start()
     try:
         w = await of.write_object(store, stream(), KEY, HDR, ("CRC32",))
@@ -476,6 +475,3 @@ async def test_memory_stays_flat_for_a_256_mib_stream(tmp_path):
     assert (w.size, n) == (256 << 20, 256 << 20)
     assert write_peak < 8 << 20, write_peak
     assert read_peak < 8 << 20, read_peak
-    elapsed = time.perf_counter() - t0
-    if elapsed > 5:
-        pytest.skip(f"memory bound held, but took {elapsed:.1f}s (machine busy)")
