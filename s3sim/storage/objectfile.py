@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from kmscore import envelope as env
 from s3sim.storage.blobstore import BlobStore, BlobWriter
 from s3sim.storage.checksums import MultiHasher
-from s3sim.storage.errors import CorruptObject
+from s3sim.storage.errors import CorruptObject, StorageError
 
 BATCH_BYTES = 1 << 20
 T = TypeVar("T")
@@ -69,7 +69,8 @@ async def _run(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T
 
 
 class _Sealer:
-    """The blocking half of a write; its jobs run one at a time in a thread."""
+    """The blocking half of a write, run in executor threads: seal jobs one at a time,
+    each beside the hash job of the same batch (they share no state but `data`)."""
 
     def __init__(self, store: BlobStore, data_key: bytes, header: env.Header, algs: Iterable[str]):
         self.store = store
@@ -93,7 +94,7 @@ class _Sealer:
         """Seal full chunks of `data` (and, if final, the short last one); write them."""
         with self.lock:
             if self.closed:
-                raise CorruptObject("write aborted", "payload")
+                raise StorageError("write aborted")
             if self.writer is None:
                 self.writer = self.store.create()
                 out: list[bytes | memoryview] = [self.lead]
