@@ -47,7 +47,7 @@ def condition_context(req: Request) -> dict[str, Any]:
     }
     if c.via_service:
         ctx["kms:ViaService"] = c.via_service
-    if req.context is not None:
+    if req.context:  # an empty context means the keys are absent from the request
         for k, v in req.context.items():
             ctx[f"kms:EncryptionContext:{k}"] = v
         ctx["kms:EncryptionContextKeys"] = tuple(req.context)

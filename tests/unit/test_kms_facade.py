@@ -440,3 +440,19 @@ def test_concurrent_use_from_threads(kms, key):
     assert errors == []
     lines = kms.audit.path.read_text().splitlines()
     assert len(lines) == 1 + 4 * 20 * 2 + 3  # CreateKey + every call + rotations
+
+
+def test_null_condition_on_missing_context(kms, key):
+    require_ctx = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:Encrypt",
+        "Resource": "*",
+        "Condition": {"Null": {"kms:EncryptionContextKeys": "true"}},
+    }
+    kms.put_key_policy(ADMIN, key.key_id, _policy(ROOT_ALL, require_ctx))
+    with pytest.raises(E.AccessDeniedException):
+        kms.encrypt(ADMIN, key.key_id, b"x")
+    with pytest.raises(E.AccessDeniedException):
+        kms.encrypt(ADMIN, key.key_id, b"x", {})
+    assert kms.encrypt(ADMIN, key.key_id, b"x", {"a": "b"}).key_arn == key.arn
