@@ -37,7 +37,7 @@ from s3sim.connect.models import (
 )
 from s3sim.connect.paths import BadStagingKey, StagingKey, contact_arn, parse_staging_key
 from s3sim.connect.store import Store
-from s3sim.s3.blobs import BlobHeader, BlobStore, Garbage
+from s3sim.s3.blobs import BlobHeader, BlobStore, Garbage, Written
 from s3sim.s3.errors import S3Error
 
 STAGING_KIND = "staging"
@@ -106,6 +106,7 @@ class IntermediateStore:
         self._plain: dict[str, bytes] = {}  # dk_id -> plaintext data key (memory only)
         self._locks: dict[str, asyncio.Lock] = {}
         self._chosen: dict[str, int] = {}  # dk_id -> items that chose it (this process)
+        self._in_use: dict[str, int] = {}  # dk_id -> ingests under way with it
         self._owned: str | None = None
 
     def owned_key(self) -> str:
@@ -144,8 +145,34 @@ class IntermediateStore:
     ) -> tuple[str, int]:
         inst, sk = self.validate(caller, key)
         dk, plain = await self._data_key(inst)
-        item_id = str(uuid.UUID(bytes=self._rng(16), version=4))
-        written = await self._blobs.write(body, plain, blob_header(inst, item_id, dk), ())
+        self._in_use[dk.dk_id] = self._in_use.get(dk.dk_id, 0) + 1  # not destroyed meanwhile
+        try:
+            item_id = str(uuid.UUID(bytes=self._rng(16), version=4))
+            written = await self._blobs.write(body, plain, blob_header(inst, item_id, dk), ())
+            try:
+                item, contact = self._new_item(inst, sk, item_id, written, dk, content_type)
+                old_blob = await asyncio.to_thread(self._store.stage_item, item, contact)
+            except BaseException:
+                self.garbage.delete([written.blob_id])
+                raise
+        finally:
+            self._in_use[dk.dk_id] -= 1
+            if not self._in_use[dk.dk_id]:
+                del self._in_use[dk.dk_id]
+        if old_blob:
+            self.garbage.delete([old_blob])
+        self._on_ingest()
+        return written.md5_hex, written.size
+
+    def _new_item(
+        self,
+        inst: Instance,
+        sk: StagingKey,
+        item_id: str,
+        written: Written,
+        dk: DataKeyRecord,
+        content_type: str | None,
+    ) -> tuple[Item, Contact]:
         now = self._clock.now()
         has_config = self._store.config_for(inst.instance_id, sk.resource_type) is not None
         item = Item(
@@ -164,22 +191,11 @@ class IntermediateStore:
             dk_id=dk.dk_id,
             next_attempt_at=now + timedelta(seconds=self._delay) if self._delay else None,
         )
+        channel = CHANNELS[sk.resource_type]
         contact = Contact(
-            inst.instance_id,
-            sk.contact_id,
-            contact_arn(inst.arn, sk.contact_id),
-            CHANNELS[sk.resource_type],
-            now,
+            inst.instance_id, sk.contact_id, contact_arn(inst.arn, sk.contact_id), channel, now
         )
-        try:
-            old_blob = await asyncio.to_thread(self._store.stage_item, item, contact)
-        except BaseException:
-            self.garbage.delete([written.blob_id])
-            raise
-        if old_blob:
-            self.garbage.delete([old_blob])
-        self._on_ingest()
-        return written.md5_hex, written.size
+        return item, contact
 
     # -- data keys ---------------------------------------------------------------
     async def _data_key(self, inst: Instance) -> tuple[DataKeyRecord, bytes]:
@@ -267,7 +283,7 @@ class IntermediateStore:
                 self.destroy_blob(item.blob_id)
                 if item.dk_id:
                     self._store.retire_data_key(item.dk_id)
-        destroyed = self._store.destroy_unused_data_keys()
+        destroyed = self._store.destroy_unused_data_keys(set(self._in_use))
         for dk_id in destroyed:
             self._plain.pop(dk_id, None)
             self._chosen.pop(dk_id, None)

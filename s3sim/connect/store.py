@@ -234,16 +234,17 @@ class Store:
         with self.tx() as db:
             db.execute("UPDATE data_keys SET retired=1 WHERE dk_id=?", (dk_id,))
 
-    def destroy_unused_data_keys(self) -> list[str]:
-        """Delete retired data keys that no pending item needs; returns their ids."""
+    def destroy_unused_data_keys(self, keep: set[str] | None = None) -> list[str]:
+        """Delete retired data keys that no pending item needs (except `keep`); their ids."""
         find = (
             "SELECT dk_id FROM data_keys d WHERE retired=1 AND NOT EXISTS (SELECT 1 FROM "
             f"items i WHERE i.dk_id=d.dk_id AND i.status IN {PENDING_SQL})"
         )
-        if not self._all(find):  # the usual case: no write transaction at all
-            return []
+        keep = keep or set()
+        if not [r for r in self._all(find) if r[0] not in keep]:
+            return []  # the usual case: no write transaction at all
         with self.tx() as db:
-            ids = [r[0] for r in db.execute(find).fetchall()]
+            ids = [r[0] for r in db.execute(find).fetchall() if r[0] not in keep]
             for dk_id in ids:
                 db.execute("DELETE FROM data_keys WHERE dk_id=?", (dk_id,))
                 db.execute("UPDATE items SET dk_id=NULL WHERE dk_id=?", (dk_id,))

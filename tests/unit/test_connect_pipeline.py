@@ -423,3 +423,29 @@ async def test_rotation_bound_holds_under_concurrent_ingests(tmp_path):
         per_key
     )
     env.connect.close()
+
+
+async def test_data_key_kept_while_an_ingest_uses_it(tmp_path):
+    """Rotation and cleanup during a long upload do not destroy the key it is written under."""
+    env = make_env(tmp_path, rotate_seconds=60)
+    inst, key = env.instance(), env.key()
+    env.bucket("rec")
+
+    async def slow_body():
+        yield b"first half "
+        env.clock.advance(120)
+        env.connect.staging.maintain(env.clock.now(), 86400)
+        yield b"second half"
+
+    k = f"{inst.instance_id}/CALL_RECORDINGS/long.wav"
+    await env.s3.put_object(ROOT, "connect-staging", k, slow_body(), sse=_sse())
+    (item,) = items(env, inst)
+    assert env.connect.store.get_data_key(item.dk_id) is not None
+    env.associate(inst, "rec", key)
+    await deliver_all(env)
+    (item,) = items(env, inst)
+    assert item.status == "DELIVERED"
+    assert await env.read("rec", expected_key(item)) == b"first half second half"
+    await deliver_all(env)  # retired and no longer needed: now it is destroyed
+    assert env.connect.store.data_keys(inst.instance_id) == []
+    env.connect.close()
