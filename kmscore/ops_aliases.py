@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from kmscore.caller import Caller
 from kmscore.errors import (
+    AccessDeniedException,
     AlreadyExistsException,
     InvalidAliasNameException,
     NotFoundException,
@@ -128,8 +129,6 @@ class AliasOps(KMSCore):
 
 
 def raise_denied(caller: Caller, action: str) -> None:
-    from kmscore.errors import AccessDeniedException
-
     raise AccessDeniedException(
         f"User: {caller.arn} is not authorized to perform: {action} on resource: * because "
         f"no identity-based policy allows the {action} action"
