@@ -12,6 +12,7 @@ from s3sim.s3.models import ListEntry, ListPage
 from s3sim.storage.index import Index, ObjectRow, prefix_upper
 
 _BATCH = 1000
+_SMALL = 8
 
 
 def _entry(row: ObjectRow) -> ListEntry:
@@ -50,8 +51,11 @@ def list_page(
     upper = prefix_upper(prefix) if prefix else None
     last: str | None = None
     truncated = False
+    # With a delimiter each row may start a common prefix that we skip in one seek,
+    # so fetch small batches first and grow them while no prefix shows up.
+    batch = _SMALL if delimiter else min(_BATCH, max_keys + 1)
     while not truncated:
-        rows = index.scan_objects(bucket, lower, inclusive, upper, _BATCH)
+        rows = index.scan_objects(bucket, lower, inclusive, upper, batch)
         jumped = False
         for row in rows:
             if len(entries) + len(prefixes) == max_keys:
@@ -67,7 +71,8 @@ def list_page(
             entries.append(_entry(row))
             last = row.key
             lower, inclusive = row.key, False
-        if not jumped and len(rows) < _BATCH:
+        if not jumped and len(rows) < batch:
             break
+        batch = _SMALL if jumped else min(batch * 4, _BATCH)
     count = len(entries) + len(prefixes)
     return ListPage(tuple(entries), tuple(prefixes), truncated, last if truncated else None, count)
