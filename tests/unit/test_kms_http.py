@@ -130,3 +130,28 @@ def test_cloudtrail_lookup(endpoint):
     with pytest.raises(ClientError) as e:
         ct.lookup_events(NextToken="bogus")
     assert e.value.response["Error"]["Code"] == "InvalidNextTokenException"
+
+
+@pytest.mark.parametrize(
+    "target, body, want",
+    [
+        ("TrentService.NoSuchThing", b"{}", "UnknownOperationException"),
+        ("Bogus.DescribeKey", b"{}", "UnknownOperationException"),
+        ("TrentService.DescribeKey", b"{not json", "SerializationException"),
+        ("TrentService.DescribeKey", b"[1, 2]", "SerializationException"),
+        ("TrentService.DescribeKey", b'{"KeyId": 7}', "ValidationException"),
+    ],
+)
+def test_protocol_errors(endpoint, target, body, want):
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(endpoint + "/", data=body, method="POST")
+    req.add_header("X-Amz-Target", target)
+    req.add_header("Content-Type", "application/x-amz-json-1.1")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    assert e.value.code == 400
+    assert e.value.headers["x-amzn-RequestId"]
+    assert json.loads(e.value.read())["__type"] == want
