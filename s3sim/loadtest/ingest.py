@@ -40,6 +40,7 @@ class IngestWorkload:
             raise SetupError(f"endpoint unreachable: {exc}") from exc
 
     async def op(self, client: AwsClient, rng: random.Random, rec: Recorder) -> None:
+        rec.declare(PUT_ROW, in_total=True)
         rec.declare(DELIVERED_ROW, in_total=False)
         contact = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         key = f"{self.instance_id}/CALL_RECORDINGS/{contact}.wav"
@@ -75,11 +76,22 @@ class IngestWorkload:
 
 
 def _status_of(body: bytes) -> str:
+    """The item's status from `{"status": ...}` or s3sim's `{"Items": [{"Status": ...}]}`
+    (DELIVERED only when every item of the contact is)."""
     try:
         doc = json.loads(body)
     except ValueError:
         return "MalformedStatus"
-    return str(doc.get("status", "UNKNOWN")) if isinstance(doc, dict) else "MalformedStatus"
+    if not isinstance(doc, dict):
+        return "MalformedStatus"
+    if "status" in doc or "Status" in doc:
+        return str(doc.get("status", doc.get("Status")))
+    items = doc.get("Items")
+    if not isinstance(items, list) or not items:
+        return "UNKNOWN"
+    statuses = [str(i.get("Status", "UNKNOWN")) if isinstance(i, dict) else "?" for i in items]
+    pending = [st for st in statuses if st != "DELIVERED"]
+    return pending[0] if pending else "DELIVERED"
 
 
 async def create_instance(client: AwsClient, cfg: WorkloadConfig) -> str:

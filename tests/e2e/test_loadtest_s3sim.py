@@ -64,7 +64,9 @@ async def test_wrong_secret_is_counted_as_signature_error(endpoint):
 
 
 async def test_ingest_delivers(endpoint):
-    cfg = WorkloadConfig(name="ingest", bucket="lt-ingest", sizes=SizeDist.single(64 << 10))
+    cfg = WorkloadConfig(
+        name="ingest", bucket="lt-ingest", sizes=SizeDist.single(64 << 10), ingest_timeout_s=10
+    )
     run = RunConfig(endpoint=endpoint, count=4, concurrency=2)
     try:
         s = await run_load(make_workload(cfg), run, None)
@@ -72,3 +74,5 @@ async def test_ingest_delivers(endpoint):
         pytest.skip(f"Connect API not usable yet: {exc}")
     assert s.errors == {}
     assert {op.name: op.ops for op in s.ops} == {"ingest.put": 4, "delivered": 4}
+    rows = {op.name: op for op in s.ops}
+    assert rows["delivered"].latency_ms["p50"] >= rows["ingest.put"].latency_ms["p50"]

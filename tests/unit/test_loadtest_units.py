@@ -86,3 +86,20 @@ def test_body_pool_slices_without_copies():
     assert isinstance(a[0], memoryview)
     big = pool.chunks(10_000, 3)
     assert sum(len(c) for c in big) == 10_000
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b'{"status": "STAGED"}', "STAGED"),
+        (b'{"Items": [{"Status": "DELIVERED"}, {"Status": "FAILED"}]}', "FAILED"),
+        (b'{"InstanceId": "i", "Items": [{"Status": "DELIVERED"}]}', "DELIVERED"),
+        (b'{"Items": []}', "UNKNOWN"),
+        (b"[1]", "MalformedStatus"),
+        (b"<html>", "MalformedStatus"),
+    ],
+)
+def test_ingest_status_shapes(body, status):
+    from s3sim.loadtest.ingest import _status_of
+
+    assert _status_of(body) == status
