@@ -126,16 +126,15 @@ class KeyManager:
             return SseRecord(AES256, wrapped_key=wrapped), dk
         if req.algorithm != KMS:
             raise S3Error("InvalidArgument", "The encryption method specified is not supported")
-        key_id = req.kms_key_id or self._managed_key(caller)
+        key_id = req.kms_key_id or await self._kms_call(
+            self._kms.aws_managed_key, caller.account, "aws/s3"
+        )
         if req.bucket_key_enabled:
             return await self._bucket_key(caller, bucket, key_id, req)
         context = {**(req.context or {}), "aws:s3:arn": object_arn(bucket, key)}
         dk = await self._kms_call(self._kms.generate_data_key, self._via(caller), key_id, context)
         rec = SseRecord(KMS, dk.ciphertext_blob, dk.key_arn, context, req.context_b64)
         return rec, dk.plaintext
-
-    def _managed_key(self, caller: Caller) -> str:
-        return self._kms.aws_managed_key(caller.account, "aws/s3")
 
     async def _bucket_key(
         self, caller: Caller, bucket: str, key_id: str, req: SseRequest
