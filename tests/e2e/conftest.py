@@ -3,7 +3,8 @@
 Fixtures:
 - `server` (per test) and `module_server` (per module): a running
   `python -m s3sim serve --port <free> --data-dir <tmp>/data --no-fsync`.
-- `server_factory`: start more servers (extra CLI args, e.g. ["--tls"]) in a test.
+- `server_factory(args=("--no-fsync",), start=True)`: more servers in a test (e.g.
+  ["--tls"]); start=False returns an unstarted handle (write into .data_dir, then .start()).
 
 The handle: .endpoint, .port, .data_dir, .log_path, .log (server output so far),
 .boto(service, identity="admin"|"alice"|"other", **client_kwargs), .restart(),
@@ -48,6 +49,8 @@ def free_port() -> int:
 
 class ServerHandle:
     """One s3sim server process on a fixed port and data dir (restartable)."""
+
+    identities = IDENTITIES  # name -> (access key, secret key)
 
     def __init__(self, root: Path, args: Sequence[str] = ("--no-fsync",)) -> None:
         self.root = Path(root)
@@ -182,12 +185,15 @@ class ServerHandle:
 def server_factory(tmp_path: Path) -> Iterator[Any]:
     started: list[ServerHandle] = []
 
-    def start(args: Sequence[str] = ("--no-fsync",), name: str = "") -> ServerHandle:
-        root = tmp_path / f"srv{len(started)}{name}"
+    def start(args: Sequence[str] = ("--no-fsync",), start: bool = True) -> ServerHandle:
+        """A new server in its own dir; start=False to prepare its data dir first."""
+        root = tmp_path / f"srv{len(started)}"
         root.mkdir()
         handle = ServerHandle(root, args)
+        handle.data_dir.mkdir()
         started.append(handle)
-        handle.start()
+        if start:
+            handle.start()
         return handle
 
     yield start
