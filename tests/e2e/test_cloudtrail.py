@@ -113,3 +113,14 @@ def test_s3_calls_show_invoked_by(server, kms, trail):
     assert rec["requestParameters"]["encryptionContext"] == {
         "aws:s3:arn": f"arn:aws:s3:::{bucket}/obj"
     }
+
+
+def test_lookup_needs_cloudtrail_permission(server):
+    alice = server.boto("cloudtrail", identity="alice")
+    with pytest.raises(ClientError) as e:
+        alice.lookup_events()
+    r = e.value.response
+    assert (r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]) == (
+        "AccessDeniedException",
+        400,
+    )
