@@ -95,6 +95,11 @@ def test_state_survives_restart(server):
     assert out["Plaintext"] == b"kept"
     assert [x["GrantId"] for x in kms.list_grants(KeyId=key["KeyId"])["Grants"]] == [g["GrantId"]]
     assert kms.list_resource_tags(KeyId=key["KeyId"])["Tags"] == [{"TagKey": "k", "TagValue": "v"}]
+    trail = server.boto("cloudtrail").lookup_events(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": key["Arn"]}]
+    )["Events"]
+    names = [e["EventName"] for e in trail]
+    assert names[-1] == "CreateKey" and "DisableKey" in names and names[0] == "ListResourceTags"
 
 
 def test_root_key_and_no_plaintext_on_disk(server):
