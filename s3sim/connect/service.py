@@ -59,7 +59,7 @@ class ConnectService:
         self.region = region
         self.kms = kms
         self.s3 = s3
-        self.store = Store(root / "connect.db")
+        self.store = Store(root / "connect.db", fsync=fsync)
         blobs = blob_store if blob_store is not None else _engine_store(root / "blobs", rng, fsync)
         self.instances = Instances(self.store, region, clock, rng)
         self.staging = IntermediateStore(

@@ -39,12 +39,14 @@ from s3sim.connect.schema import (
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fsync: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        # FULL: each commit fsynced (survives an OS crash). NORMAL in WAL mode still
+        # survives kill -9 (the OS keeps what was written), which is what --no-fsync promises.
+        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
