@@ -15,6 +15,7 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -128,8 +129,13 @@ def build_app(components: Components, rng: Callable[[int], bytes] = os.urandom) 
     for mod in mods.values():
         if hasattr(mod, "admin_routes"):  # extra /_s3sim/ routes, e.g. Connect's pipeline
             extra.extend(mod.admin_routes(components))
+    config = components.config
     authenticator = Authenticator(
-        components.identities, components.clock, rng, region=components.config.region
+        components.identities,
+        components.clock,
+        rng,
+        max_skew=timedelta(seconds=config.max_skew_seconds),
+        region=config.region,
     )
     state = AdminState(
         components.clock, components.config.region, VERSION, lambda: sorted(handlers)
