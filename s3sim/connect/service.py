@@ -144,8 +144,10 @@ class ConnectService:
                     self.kms.retire_grant(service_role(inst), grant_token=cfg.grant_token)
                 except KMSError:
                     pass
+        keys = [dk.dk_id for dk in self.store.data_keys(inst.instance_id)]
         for blob_id in self.store.delete_instance(inst.instance_id):
             self.staging.destroy_blob(blob_id)
+        self.staging.forget_data_keys(keys)
 
     def associate_storage_config(
         self, caller: Caller, instance_id: str, resource_type: str, cfg: S3ConfigInput

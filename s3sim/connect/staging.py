@@ -263,6 +263,12 @@ class IntermediateStore:
             raise
         return reader.iter_range(0, item.size), release
 
+    def forget_data_keys(self, dk_ids: list[str]) -> None:
+        """Drop destroyed data keys from memory."""
+        for dk_id in dk_ids:
+            self._plain.pop(dk_id, None)
+            self._chosen.pop(dk_id, None)
+
     def destroy_blob(self, blob_id: str | None) -> None:
         if blob_id:
             self.garbage.delete([blob_id])
@@ -284,7 +290,5 @@ class IntermediateStore:
                 if item.dk_id:
                     self._store.retire_data_key(item.dk_id)
         destroyed = self._store.destroy_unused_data_keys(set(self._in_use))
-        for dk_id in destroyed:
-            self._plain.pop(dk_id, None)
-            self._chosen.pop(dk_id, None)
+        self.forget_data_keys(destroyed)
         return len(expired), len(destroyed)

@@ -449,3 +449,13 @@ async def test_data_key_kept_while_an_ingest_uses_it(tmp_path):
     await deliver_all(env)  # retired and no longer needed: now it is destroyed
     assert env.connect.store.data_keys(inst.instance_id) == []
     env.connect.close()
+
+
+async def test_delete_instance_destroys_staged_data(env):
+    inst = env.instance()
+    await env.ingest(inst, "c", DATA)
+    assert list(env.connect.staging._blobs.list_ids())
+    env.connect.delete_instance(ROOT, inst.instance_id)
+    assert list(env.connect.staging._blobs.list_ids()) == []
+    assert env.connect.store.data_keys(inst.instance_id) == []
+    assert env.connect.staging._plain == {}
