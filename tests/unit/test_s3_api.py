@@ -323,3 +323,40 @@ def test_unsupported_subresource(endpoint):
     with pytest.raises(ClientError) as e:
         s3.get_bucket_policy(Bucket="bkt")
     assert err(e) == ("NotImplemented", 501)
+
+
+def test_request_validation_errors(endpoint):
+    s3 = client(endpoint)
+    s3.create_bucket(Bucket="bkt")
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(
+            Bucket="bkt2", CreateBucketConfiguration={"LocationConstraint": "us-east-1"}
+        )
+    assert err(e) == ("InvalidLocationConstraint", 400)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="bkt", Key="k" * 1025, Body=b"x")
+    assert err(e) == ("KeyTooLongError", 400)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="bkt", Key="k", Body=b"x", Metadata={"m": "v" * 2100})
+    assert err(e) == ("MetadataTooLarge", 400)
+    with pytest.raises(ClientError) as e:
+        s3.delete_objects(Bucket="bkt", Delete={"Objects": []})
+    assert err(e) == ("MalformedXML", 400)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="bkt", Key="k", Body=b"x", ServerSideEncryption="rot13")
+    assert err(e) == ("InvalidArgument", 400)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket="bkt", Key="k", Body=b"x", SSEKMSKeyId="k1")
+    assert err(e) == ("InvalidArgument", 400)
+    with pytest.raises(ClientError) as e:
+        s3.put_object(
+            Bucket="bkt",
+            Key="k",
+            Body=b"x",
+            ServerSideEncryption="aws:kms",
+            SSEKMSEncryptionContext="not-base64-json",
+        )
+    assert err(e) == ("InvalidArgument", 400)
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket="bkt", MaxKeys=-1)
+    assert err(e) == ("InvalidArgument", 400)

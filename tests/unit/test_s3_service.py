@@ -453,3 +453,21 @@ async def test_orphan_blobs_swept_at_startup(tmp_path):
     s3 = S3Service(tmp_path, "us-east-1", clock, kms, store=store, fsync=False)
     assert s3.orphans_removed == 1 and len(store.blobs) == 1
     assert await read(await s3.objects.get(ADMIN, "bkt", "k")) == b"x"
+
+
+async def test_size_and_sse_c_algorithm_limits(env):
+    s3, _, _, _ = env
+    with pytest.raises(S3Error) as e:
+        await s3.objects.put(
+            ADMIN, "bkt", "k", body(b""), sse=SseRequest(), size_hint=5 * 1024**3 + 1
+        )
+    assert code(e) == ("EntityTooLarge", 400)
+    key = bytes(32)
+    ck = CustomerKey("AES128", key, b64encode(hashlib.md5(key).digest()).decode())
+    with pytest.raises(S3Error) as e:
+        await s3.put_object(ADMIN, "bkt", "k", body(b"x"), sse=SseRequest(customer=ck))
+    assert code(e) == ("InvalidEncryptionAlgorithmError", 400)
+    bad_md5 = CustomerKey("AES256", key, "AAAAAAAAAAAAAAAAAAAAAA==")
+    with pytest.raises(S3Error) as e:
+        await s3.put_object(ADMIN, "bkt", "k", body(b"x"), sse=SseRequest(customer=bad_md5))
+    assert code(e) == ("InvalidArgument", 400)
