@@ -200,3 +200,33 @@ def test_tampered_blob_is_never_served(server, s3, bucket):
         return
     assert hashlib.sha256(got).digest() != hashlib.sha256(data).digest()
     pytest.fail("tampered object was served without an error")
+
+
+def test_grant_constraint_scopes_s3_use_to_one_object(server, kms, s3, bucket):
+    key = kms.create_key()["KeyMetadata"]
+    alice_arn = "arn:aws:iam::111122223333:user/alice"
+    kms.create_grant(
+        KeyId=key["KeyId"],
+        GranteePrincipal=alice_arn,
+        Operations=["GenerateDataKey", "Decrypt"],
+        Constraints={"EncryptionContextSubset": {"aws:s3:arn": f"arn:aws:s3:::{bucket}/allowed"}},
+    )
+    alice = server.boto("s3", identity="alice")
+    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key["Arn"]}
+    alice.put_object(Bucket=bucket, Key="allowed", Body=b"ok", **sse)
+    assert alice.get_object(Bucket=bucket, Key="allowed")["Body"].read() == b"ok"
+    with pytest.raises(ClientError) as e:
+        alice.put_object(Bucket=bucket, Key="other", Body=b"no", **sse)
+    assert err(e) == ("AccessDenied", 403)
+
+
+def test_crypto_shredding_after_deletion_window(server, s3, kms, bucket):
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    sse = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": key_id}
+    s3.put_object(Bucket=bucket, Key="gone", Body=b"secret", **sse)
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    server.advance_clock(8 * 86400)
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="gone")
+    assert err(e) == ("KMS.NotFoundException", 400)
+    assert s3.head_object(Bucket=bucket, Key="gone")["ServerSideEncryption"] == "aws:kms"
