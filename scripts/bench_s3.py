@@ -140,7 +140,7 @@ def servers(
             out.append(ServerProcess(name, cmd, port, "/moto-api/", log))
         elif name == "s3sim":
             cmd = python_cmd("-m", "s3sim", "serve", "--host", "127.0.0.1", "--port", str(port))
-            cmd += ["--data-dir", str(data), *s3sim_args]
+            cmd += ["--data-dir", str(data), "--fsync" if fsync else "--no-fsync", *s3sim_args]
             out.append(ServerProcess(name, cmd, port, "/_s3sim/health", log))
     return out
 
@@ -231,7 +231,7 @@ def ratio_row(name: str, label: str, ms: tuple, target) -> list[str]:
     ]
 
 
-def table(all_cases: list[Case], data: dict[str, dict], huge: int = 0) -> str:
+def table(all_cases: list[Case], data: dict[str, dict], huge: int = 0, fsync: bool = False) -> str:
     def get(case: Case, label: str) -> tuple:
         return tuple(
             data.get(n, {}).get("results", {}).get((case.key, "none" if n == "baseline" else label))
@@ -274,6 +274,11 @@ def table(all_cases: list[Case], data: dict[str, dict], huge: int = 0) -> str:
         for r in rows
     ]
     lines.append("baseline = no SSE (no crypto), measured once; * = some ops failed (see --json)")
+    lines.append(
+        "durability: "
+        + ("fsync of every commit (baseline and s3sim)" if fsync else "no fsync (baseline, s3sim)")
+        + "; moto keeps objects in memory"
+    )
     for name in SERVERS:
         note = data.get(name, {}).get("note")
         if note:
@@ -315,7 +320,11 @@ def main() -> int:
         "--huge",
         help="first stream one object of this size in and out (e.g. 2GiB): MB/s, RSS growth",
     )
-    p.add_argument("--fsync", action="store_true", help="baseline fsyncs each object")
+    p.add_argument(
+        "--fsync",
+        action="store_true",
+        help="baseline and s3sim fsync every commit (default: neither does)",
+    )
     p.add_argument(
         "--s3sim-arg",
         action="append",
@@ -338,9 +347,10 @@ def main() -> int:
     if args.json:
         doc = as_json(all_cases, data)
         doc["client_capacity_ops_per_s"] = capacity
+        doc["fsync"] = args.fsync
         print(json.dumps(doc, indent=2, default=str))
     else:
-        print(table(all_cases, data, huge))
+        print(table(all_cases, data, huge, args.fsync))
         print(
             f"load generator vs a server that answers at once (32 workers): "
             f"4KiB PUT {capacity['put']:,.0f} ops/s, GET {capacity['get']:,.0f} ops/s"
