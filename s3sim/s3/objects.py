@@ -318,7 +318,14 @@ class Objects:
                     "without changing the object's metadata, storage class, website redirect "
                     "location or encryption attributes.",
                 )
-        check_conditions(src, source_conditions or Conditions())
+        try:
+            check_conditions(src, source_conditions or Conditions())
+        except S3Error as err:
+            if err.code != "NotModified":
+                raise
+            raise S3Error(
+                "PreconditionFailed", Condition="x-amz-copy-source-If-None-Match"
+            ) from None
         if src.size > MAX_PUT:
             raise S3Error(
                 "InvalidRequest",

@@ -386,6 +386,13 @@ async def test_copy_reencrypts_and_self_copy_rule(env):
     with pytest.raises(S3Error) as e:
         await s3.objects.copy(ADMIN, "bkt", "missing", "bkt", "x", sse=SseRequest())
     assert code(e) == ("NoSuchKey", 404)
+    etag = f'"{new.etag}"'
+    for cond in (Conditions(if_none_match=etag), Conditions(if_match='"nope"')):
+        with pytest.raises(S3Error) as e:
+            await s3.objects.copy(
+                ADMIN, "bkt", "src", "bkt", "x", sse=SseRequest(), source_conditions=cond
+            )
+        assert code(e) == ("PreconditionFailed", 412)
 
 
 async def test_sse_c(env):
