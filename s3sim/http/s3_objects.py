@@ -13,9 +13,9 @@ from s3sim.http import s3_headers as H
 from s3sim.http import s3_xml as X
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import GetResult, ObjectInfo
-from s3sim.s3.objects import update_encryption
 from s3sim.s3.reading import select_span
 from s3sim.s3.service import S3Service
+from s3sim.s3.update_encryption import update_encryption
 
 XML_LIMIT = 1024 * 1024
 

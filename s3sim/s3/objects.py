@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import binascii
-import re
 from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
@@ -88,6 +87,10 @@ def verify_written(w: Written, ck: ChecksumRequest | None) -> dict[str, str]:
 class Objects:
     def __init__(self, core: Core) -> None:
         self._core = core
+
+    @property
+    def core(self) -> Core:
+        return self._core
 
     # -- write ---------------------------------------------------------------------
 
@@ -372,43 +375,6 @@ def _unchanged(object_id: str) -> Callable[[ObjectRow | None], None]:
             raise S3Error("PreconditionFailed", "The object changed during the operation")
 
     return check
-
-
-KMS_KEY_ARN = re.compile(r"arn:aws[-a-z0-9]*:kms:[-a-z0-9]*:[0-9]{12}:key/.+")
-
-
-async def update_encryption(
-    objects: Objects, caller: Caller, bucket: str, key: str, kms_key_arn: str, bucket_key: bool
-) -> ObjectInfo:
-    """UpdateObjectEncryption: the object re-encrypted under SSE-KMS, ETag and metadata kept.
-
-    Our file format binds the wrapped key into each file's header, so this rewrites
-    the object (atomically, committed only if the object did not change meanwhile).
-    """
-    if not KMS_KEY_ARN.fullmatch(kms_key_arn):
-        raise S3Error("InvalidRequest", "KMSKeyArn must be the full ARN of a KMS key")
-    src = objects.lookup(caller, bucket, key, "s3:PutObject")
-    if src.sse.algorithm == "SSE-C":
-        raise S3Error("InvalidRequest", "UpdateObjectEncryption is not supported for SSE-C objects")
-    dst = objects._core.bucket(caller, bucket, "s3:PutObject")
-    data_key = await objects._core.keys.data_key(caller, src.sse, src.object_id, None)
-    body = await objects.open_body(src, data_key, 0, src.size)
-    sse = SseRequest("aws:kms", kms_key_arn, bucket_key_enabled=bucket_key)
-    try:
-        return await objects.store_object(
-            caller,
-            dst,
-            key,
-            body,
-            sse,
-            src.content_type,
-            src.metadata,
-            src.headers,
-            None,
-            preserve=src,
-        )
-    finally:
-        await body.aclose()
 
 
 def md5_b64(md5_hex: str) -> str:

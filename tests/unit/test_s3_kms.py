@@ -86,7 +86,7 @@ async def test_bucket_key_generates_once(env):
 
 
 async def test_update_object_encryption_keeps_etag_and_data(env):
-    from s3sim.s3.objects import update_encryption
+    from s3sim.s3.update_encryption import update_encryption
 
     s3, kms, _ = env
     key = kms.create_key(ADMIN)
