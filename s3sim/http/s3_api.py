@@ -77,6 +77,8 @@ class S3Api:
 
     async def _dispatch(self, req: Req) -> web.StreamResponse:
         q, m = req.request.query, req.request.method
+        if m == "GET" and "acl" in q and req.bucket:
+            return self._get_acl(req)
         unsupported = UNSUPPORTED.intersection(q.keys())
         if unsupported:
             raise S3Error("NotImplemented", f"{sorted(unsupported)[0]} is not implemented")
@@ -129,6 +131,12 @@ class S3Api:
         if q.get("list-type") == "2":
             return self._list_v2(req, q)
         return self._list_v1(req, q)
+
+    def _get_acl(self, req: Req) -> web.Response:
+        if req.key:
+            info = self.s3.objects.lookup(req.caller, req.bucket, req.key, "s3:GetObjectAcl")
+            return xml(X.acl_xml(info.owner_account))
+        return xml(X.acl_xml(self.s3.buckets.acl_owner(req.caller, req.bucket)))
 
     def _list_buckets(self, req: Req) -> web.Response:
         return xml(X.list_buckets_xml(self.s3.buckets.list(req.caller), req.caller.account))

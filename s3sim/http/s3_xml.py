@@ -328,5 +328,17 @@ def delete_result_xml(results: list[tuple[str, str | None, str | None]], quiet: 
     return doc("DeleteResult", "".join(out))
 
 
+def acl_xml(account: str) -> bytes:
+    """The only ACL these buckets have: the owner with FULL_CONTROL."""
+    grantee = (
+        '<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        f'xsi:type="CanonicalUser">{el("ID", account)}{el("DisplayName", account)}</Grantee>'
+    )
+    grant = f"<Grant>{grantee}{el('Permission', 'FULL_CONTROL')}</Grant>"
+    return doc(
+        "AccessControlPolicy", owner(account), f"<AccessControlList>{grant}</AccessControlList>"
+    )
+
+
 def versioning_xml() -> bytes:
     return doc("VersioningConfiguration")

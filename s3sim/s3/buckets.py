@@ -61,6 +61,10 @@ class Buckets:
     def head(self, caller: Caller, name: str) -> BucketInfo:
         return self._core.bucket(caller, name, "s3:ListBucket")
 
+    def acl_owner(self, caller: Caller, name: str) -> str:
+        """GetBucketAcl: buckets have one grant, the owner's FULL_CONTROL."""
+        return self._core.bucket(caller, name, "s3:GetBucketAcl").account
+
     def delete(self, caller: Caller, name: str) -> None:
         self._core.bucket(caller, name, "s3:DeleteBucket")
         if not self._core.index.delete_bucket(name):

@@ -317,9 +317,17 @@ def test_expected_bucket_owner(endpoint):
     assert err(e) == ("AccessDenied", 403)
 
 
-def test_unsupported_subresource(endpoint):
+def test_unsupported_subresource_and_owner_only_acl(endpoint):
     s3 = client(endpoint)
     s3.create_bucket(Bucket="bkt")
+    s3.put_object(Bucket="bkt", Key="k", Body=b"x")
+    acl = s3.get_bucket_acl(Bucket="bkt")
+    assert acl["Owner"]["ID"] == "111122223333"
+    assert acl["Grants"][0]["Permission"] == "FULL_CONTROL"
+    assert s3.get_object_acl(Bucket="bkt", Key="k")["Grants"][0]["Permission"] == "FULL_CONTROL"
+    with pytest.raises(ClientError) as e:
+        s3.put_bucket_acl(Bucket="bkt", ACL="public-read")
+    assert err(e) == ("NotImplemented", 501)
     with pytest.raises(ClientError) as e:
         s3.get_bucket_policy(Bucket="bkt")
     assert err(e) == ("NotImplemented", 501)
