@@ -13,6 +13,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote, urlsplit
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -185,6 +186,17 @@ def _signed_headers(text: str) -> tuple[str, ...]:
     return names
 
 
+def _http_date(headers: Mapping[str, str]) -> str | None:
+    """The Date header (RFC 7231) as an amz date, when there is no X-Amz-Date."""
+    raw = headers.get("date")
+    if not raw:
+        return None
+    try:
+        return format_amz_date(parsedate_to_datetime(raw))
+    except (TypeError, ValueError):
+        return None
+
+
 def parse_query(raw_query: str) -> list[tuple[str, str]]:
     """Decoded (name, value) pairs, in order ('+' is a literal plus, as AWS signs it)."""
     pairs = []
@@ -199,7 +211,7 @@ def find_signature(raw_query: str, headers: Mapping[str, str]) -> SignedInfo | N
     """The request's SigV4 claim (header or presigned query); None when it has neither."""
     auth = headers.get("authorization")
     if auth is not None:
-        return parse_authorization(auth, headers.get("x-amz-date"))
+        return parse_authorization(auth, headers.get("x-amz-date") or _http_date(headers))
     if "X-Amz-" not in raw_query and "x-amz-" not in raw_query:
         return None
     query = dict(parse_query(raw_query))

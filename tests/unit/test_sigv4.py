@@ -102,6 +102,12 @@ def test_missing_signed_header_is_a_mismatch():
         sigv4.verify(info, key, sigv4.ReceivedRequest("GET", r.raw_path, "", stripped), "x")
 
 
+def test_date_header_instead_of_x_amz_date():
+    req = boto_sign(botocore.auth.SigV4Auth, "kms", "POST", "http://h:1/", {"Date": "x"}, b"{}")
+    assert "X-Amz-Date" not in req.headers and req.headers["Date"].startswith("Fri, 02 Jan 2026")
+    check(req, hashlib.sha256(b"{}").hexdigest())
+
+
 def test_json_service_signature_from_botocore_verifies():
     body = b'{"KeyId": "alias/x"}'
     headers = {
