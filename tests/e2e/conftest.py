@@ -60,6 +60,7 @@ class ServerHandle:
         self.args = list(args)
         self.tls = "--tls" in self.args
         self.proc: subprocess.Popen[bytes] | None = None
+        self._session = boto3.session.Session()  # shared: clients load models once
 
     @property
     def endpoint(self) -> str:
@@ -178,7 +179,7 @@ class ServerHandle:
         if self.tls:
             params["verify"] = str(self.ca_cert)
         params.update(kw)
-        return boto3.client(service, **params)
+        return self._session.client(service, **params)
 
 
 @pytest.fixture
