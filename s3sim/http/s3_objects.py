@@ -264,10 +264,12 @@ class ObjectApi:
             metadata=H.user_metadata(h),
             headers=H.standard_headers(h),
             checksum_algorithm=alg,
+            checksum_type=(h.get("x-amz-checksum-type") or "").upper() or None,
         )
         headers = H.sse_headers(up.sse, echo_context=True)
         if alg:
             headers["x-amz-checksum-algorithm"] = alg
+            headers["x-amz-checksum-type"] = up.checksum_type or "COMPOSITE"
         return X_response(X.create_upload_xml(up), headers)
 
     async def upload_part(self, req: Req, q: Any) -> web.Response:
@@ -317,8 +319,15 @@ class ObjectApi:
     async def complete(self, req: Req, q: Any) -> web.Response:
         parts = X.parse_complete(await req.body())
         customer = H.parse_customer(req.headers)
+        sent = H.parse_checksum(req.headers, dict)
         res, up = await self.s3.multipart.complete(
-            req.caller, req.bucket, req.key, q["uploadId"], parts, customer=customer
+            req.caller,
+            req.bucket,
+            req.key,
+            q["uploadId"],
+            parts,
+            customer=customer,
+            full_checksum=sent.value,
         )
         location = f"{req.request.scheme}://{req.request.host}/{req.bucket}/{req.key}"
         body = X.complete_xml(location, req.bucket, req.key, res.etag, dict(res.checksums))

@@ -122,6 +122,7 @@ def upload_to_row(u: UploadInfo) -> UploadRow:
         "h": dict(u.headers),
         "sse": sse_to_json(u.sse),
         "ca": u.checksum_algorithm,
+        "ckt": u.checksum_type,
     }
     return UploadRow(
         u.upload_id, u.bucket, u.key, ts(u.initiated), u.owner_account, json.dumps(meta)
@@ -142,6 +143,7 @@ def upload_from_row(row: UploadRow) -> UploadInfo:
         headers=m["h"],
         sse=sse_from_json(m["sse"]),
         checksum_algorithm=m["ca"],
+        checksum_type=m.get("ckt"),
     )
 
 

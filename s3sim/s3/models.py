@@ -168,6 +168,7 @@ class UploadInfo:
     headers: Mapping[str, str]
     sse: SseRecord
     checksum_algorithm: str | None = None
+    checksum_type: str | None = None  # COMPOSITE (default) | FULL_OBJECT
 
 
 @dataclass(frozen=True)

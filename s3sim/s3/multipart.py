@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from kmscore.caller import Caller
 from s3sim.s3 import codec
 from s3sim.s3.core import Core, check_key
+from s3sim.s3.crc_combine import CRCS, full_object_checksum
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import (
     ChecksumRequest,
@@ -42,6 +43,44 @@ MAX_PARTS = 10_000
 MAX_OBJECT = 5 * 1024**4
 
 
+def check_checksum_type(algorithm: str | None, checksum_type: str | None) -> None:
+    if checksum_type is None:
+        return
+    if checksum_type not in ("COMPOSITE", "FULL_OBJECT") or algorithm is None:
+        raise S3Error(
+            "InvalidRequest",
+            "The x-amz-checksum-type header needs a valid type and x-amz-checksum-algorithm",
+        )
+    if checksum_type == "FULL_OBJECT" and algorithm not in CRCS:
+        raise S3Error(
+            "InvalidRequest",
+            f"The FULL_OBJECT checksum type cannot be used with the {algorithm.lower()} "
+            "checksum algorithm.",
+        )
+    if checksum_type == "COMPOSITE" and algorithm == "CRC64NVME":
+        raise S3Error(
+            "InvalidRequest",
+            "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.",
+        )
+
+
+def upload_checksums(
+    up: UploadInfo, chosen: list[PartInfo], full_checksum: str | None
+) -> dict[str, str]:
+    """The completed object's checksum: COMPOSITE ("-N") or FULL_OBJECT (combined CRC)."""
+    alg = up.checksum_algorithm
+    if not alg or not all(alg in p.checksums for p in chosen):
+        return {}
+    if up.checksum_type != "FULL_OBJECT":
+        return {alg: composite_checksum(alg, [p.checksums[alg] for p in chosen])}
+    value = full_object_checksum(alg, [(p.checksums[alg], p.size) for p in chosen])
+    if full_checksum is not None and full_checksum != value:
+        raise S3Error(
+            "BadDigest", f"The {alg} you specified did not match the calculated checksum."
+        )
+    return {alg: value}
+
+
 class Multipart:
     def __init__(self, core: Core, objects: Objects) -> None:
         self._core = core
@@ -58,8 +97,10 @@ class Multipart:
         metadata: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         checksum_algorithm: str | None = None,
+        checksum_type: str | None = None,
     ) -> UploadInfo:
         check_key(key)
+        check_checksum_type(checksum_algorithm, checksum_type)
         core = self._core
         if core.is_staging(bucket):
             assert core.staging_sink is not None
@@ -88,6 +129,7 @@ class Multipart:
             headers=dict(headers or {}),
             sse=rec,
             checksum_algorithm=checksum_algorithm,
+            checksum_type=checksum_type,
         )
         core.index.create_upload(codec.upload_to_row(upload))
         return upload
@@ -208,6 +250,7 @@ class Multipart:
         parts: list[tuple[int, str]],
         *,
         customer: CustomerKey | None = None,
+        full_checksum: str | None = None,
     ) -> tuple[PutResult, UploadInfo]:
         up = self.upload(caller, bucket, key, upload_id)
         chosen = self._check_parts(upload_id, parts)
@@ -215,10 +258,7 @@ class Multipart:
         size = sum(p.size for p in chosen)
         if size > MAX_OBJECT:
             raise S3Error("EntityTooLarge")
-        checksums: dict[str, str] = {}
-        alg = up.checksum_algorithm
-        if alg and all(alg in p.checksums for p in chosen):
-            checksums[alg] = composite_checksum(alg, [p.checksums[alg] for p in chosen])
+        checksums = upload_checksums(up, chosen, full_checksum)
         if self._core.is_staging(bucket):
             return await self._complete_staging(caller, up, chosen, customer, etag)
         info = ObjectInfo(
@@ -236,7 +276,7 @@ class Multipart:
             object_id=up.upload_id,
             owner_account=up.owner_account,
             parts_count=len(chosen),
-            checksum_type="COMPOSITE" if checksums else None,
+            checksum_type=(up.checksum_type or "COMPOSITE") if checksums else None,
         )
         used = {p.blob_id for p in chosen}
         garbage = self._core.index.complete_upload(upload_id, codec.object_to_row(info), used)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 import threading
 from types import SimpleNamespace
@@ -368,3 +369,26 @@ def test_request_validation_errors(endpoint):
     with pytest.raises(ClientError) as e:
         s3.list_objects_v2(Bucket="bkt", MaxKeys=-1)
     assert err(e) == ("InvalidArgument", 400)
+
+
+def test_full_object_multipart_checksum(endpoint, tmp_path):
+    from boto3.s3.transfer import TransferConfig
+
+    from s3sim.storage.checksums import checksum
+
+    s3 = client(endpoint)
+    s3.create_bucket(Bucket="bkt")
+    data = os.urandom(11 * 1024 * 1024)
+    (tmp_path / "f").write_bytes(data)
+    full = checksum("CRC32", data)
+    cfg = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
+    s3.upload_file(
+        str(tmp_path / "f"), "bkt", "full", Config=cfg, ExtraArgs={"ChecksumCRC32": full}
+    )
+    h = s3.head_object(Bucket="bkt", Key="full", ChecksumMode="ENABLED")
+    assert h["ChecksumCRC32"] == full and h["ChecksumType"] == "FULL_OBJECT"
+    with pytest.raises(ClientError) as e:
+        s3.create_multipart_upload(
+            Bucket="bkt", Key="x", ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT"
+        )
+    assert err(e) == ("InvalidRequest", 400)
