@@ -14,6 +14,7 @@ The handle: .endpoint, .port, .data_dir, .log_path, .log (server output so far),
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -60,6 +61,7 @@ class ServerHandle:
         self.args = list(args)
         self.tls = "--tls" in self.args
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started_once = False
         self._session = boto3.session.Session()  # shared: clients load models once
 
     @property
@@ -88,27 +90,41 @@ class ServerHandle:
         ]
 
     def start(self) -> None:
+        """Start and wait until ready. A port taken meanwhile by another process (tests run
+        in parallel on this machine) makes a first start move to another free port."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env
-            )
-        self._wait_healthy()
+        for attempt in range(5):
+            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env
+                )
+            if self._wait_ready(offset):
+                self.started_once = True
+                return
+            if not self.started_once:
+                self.port = free_port()
+            time.sleep(0.2 * attempt)
+        raise RuntimeError(f"s3sim could not bind a port:\n{self.log[-4000:]}")
 
-    def _wait_healthy(self) -> None:
+    def _wait_ready(self, offset: int) -> bool:
+        """True when this process printed its ready line and answers /_s3sim/health;
+        False when it could not bind its port; raises on any other failure."""
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             assert self.proc is not None
+            out = self.log_path.read_bytes()[offset:].decode(errors="replace")
             if self.proc.poll() is not None:
-                raise RuntimeError(f"s3sim exited with {self.proc.returncode}:\n{self.log[-4000:]}")
-            try:
-                if self.health().get("status") == "ok":
-                    return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"s3sim did not become healthy:\n{self.log[-4000:]}")
+                if "address already in use" in out:
+                    return False
+                raise RuntimeError(f"s3sim exited with {self.proc.returncode}:\n{out[-4000:]}")
+            if "s3sim ready:" in out:
+                with contextlib.suppress(OSError):
+                    if self.health().get("status") == "ok":
+                        return True
+            time.sleep(0.03)
+        raise RuntimeError(f"s3sim did not become ready:\n{self.log[-4000:]}")
 
     def _url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
