@@ -317,7 +317,7 @@ class ObjectApi:
         return X_response(body)
 
     async def complete(self, req: Req, q: Any) -> web.Response:
-        parts = X.parse_complete(await req.body())
+        parts, part_checksums = X.parse_complete(await req.body())
         customer = H.parse_customer(req.headers)
         sent = H.parse_checksum(req.headers, dict)
         res, up = await self.s3.multipart.complete(
@@ -328,6 +328,7 @@ class ObjectApi:
             parts,
             customer=customer,
             full_checksum=sent.value,
+            part_checksums=part_checksums,
         )
         location = f"{req.request.scheme}://{req.request.host}/{req.bucket}/{req.key}"
         body = X.complete_xml(location, req.bucket, req.key, res.etag, dict(res.checksums))

@@ -113,15 +113,24 @@ def parse_location(body: bytes) -> str | None:
     return (_parse(body).findtext("LocationConstraint") or "").strip() or None
 
 
-def parse_complete(body: bytes) -> list[tuple[int, str]]:
+def parse_complete(body: bytes) -> tuple[list[tuple[int, str]], dict[int, dict[str, str]]]:
+    """CompleteMultipartUpload: [(part number, ETag)] and the checksums given per part."""
     root = _parse(body)
-    out = []
+    out, checksums = [], {}
     for part in root.findall("Part"):
         try:
-            out.append((int(part.findtext("PartNumber") or ""), part.findtext("ETag") or ""))
+            number = int(part.findtext("PartNumber") or "")
         except ValueError:
             raise S3Error("MalformedXML") from None
-    return out
+        out.append((number, part.findtext("ETag") or ""))
+        given = {
+            c.tag.removeprefix("Checksum"): (c.text or "").strip()
+            for c in part
+            if c.tag.startswith("Checksum") and c.tag != "ChecksumType"
+        }
+        if given:
+            checksums[number] = given
+    return out, checksums
 
 
 def parse_delete(body: bytes) -> tuple[list[str], bool]:

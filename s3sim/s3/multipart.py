@@ -251,9 +251,14 @@ class Multipart:
         *,
         customer: CustomerKey | None = None,
         full_checksum: str | None = None,
+        part_checksums: Mapping[int, Mapping[str, str]] | None = None,
     ) -> tuple[PutResult, UploadInfo]:
         up = self.upload(caller, bucket, key, upload_id)
         chosen = self._check_parts(upload_id, parts)
+        for p in chosen:
+            for alg, value in (part_checksums or {}).get(p.part_number, {}).items():
+                if alg in p.checksums and p.checksums[alg] != value:
+                    raise S3Error("InvalidPart", UploadId=upload_id, PartNumber=str(p.part_number))
         etag = multipart_etag(p.etag for p in chosen)
         size = sum(p.size for p in chosen)
         if size > MAX_OBJECT:

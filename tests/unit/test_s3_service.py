@@ -342,6 +342,23 @@ async def test_multipart(env):
     with pytest.raises(S3Error) as e:
         await s3.multipart.complete(ADMIN, "bkt", "big", up.upload_id, [(2, e2.etag), (3, "x")])
     assert code(e) == ("InvalidPart", 400)
+    up2 = await s3.multipart.create(
+        ADMIN, "bkt", "ck", sse=SseRequest(), checksum_algorithm="CRC32"
+    )
+    c1 = await s3.multipart.upload_part(ADMIN, "bkt", "ck", up2.upload_id, 1, body(b"data"))
+    with pytest.raises(S3Error) as e:
+        await s3.multipart.complete(
+            ADMIN,
+            "bkt",
+            "ck",
+            up2.upload_id,
+            [(1, c1.etag)],
+            part_checksums={1: {"CRC32": "AAAAAA=="}},
+        )
+    assert code(e) == ("InvalidPart", 400)
+    await s3.multipart.complete(
+        ADMIN, "bkt", "ck", up2.upload_id, [(1, c1.etag)], part_checksums={1: dict(c1.checksums)}
+    )
     res, _ = await s3.multipart.complete(
         ADMIN, "bkt", "big", up.upload_id, [(1, e1.etag), (2, e2.etag)]
     )
