@@ -101,7 +101,7 @@ class Authenticator:
             service = info.scope.service
             identity = self.identities.get(info.scope.access_key)
             if identity is None:
-                raise HttpError("unknown_key")
+                raise HttpError("unknown_key", details={"AWSAccessKeyId": info.scope.access_key})
             self._check_time(info)
             payload_hash = await self._payload_hash(request, info, service)
             key = self._keys.get(identity.secret_access_key, info.scope)
@@ -110,7 +110,7 @@ class Authenticator:
             )
             seed = sigv4.verify(info, key, received, payload_hash)
         except sigv4.SigV4Error as e:
-            raise HttpError(e.problem, e.message or None, service) from None
+            raise HttpError(e.problem, e.message or None, service, e.details) from None
         except HttpError as e:
             e.service = e.service or service
             raise
@@ -174,9 +174,15 @@ class Authenticator:
             return
         now = wall_now(self.clock)
         if abs(now - signed_at) > self.max_skew:
+            details = {
+                "RequestTime": info.amz_date,
+                "ServerTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "MaxAllowedSkewMilliseconds": str(int(self.max_skew.total_seconds() * 1000)),
+            }
             raise HttpError(
                 "skew",
                 _skew_message(info.scope.service, info.amz_date, now, self.max_skew),
+                details=details,
             )
 
     async def _payload_hash(self, request: Any, info: sigv4.SignedInfo, service: str) -> str:

@@ -8,6 +8,7 @@ cloudtrail) and "rest-json" (restJson1: connect, with x-amzn-ErrorType).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from xml.sax.saxutils import escape
 
 from aiohttp import web
@@ -147,7 +148,11 @@ class HttpError(Exception):
     consumes the body; the middleware renders it in the request's service shape."""
 
     def __init__(
-        self, problem: str, message: str | None = None, service: str | None = None
+        self,
+        problem: str,
+        message: str | None = None,
+        service: str | None = None,
+        details: Mapping[str, str] | None = None,
     ) -> None:
         if problem not in ERROR_TABLE:
             raise KeyError(problem)
@@ -155,6 +160,7 @@ class HttpError(Exception):
         self.problem = problem
         self.message = message
         self.service = service
+        self.details = dict(details or {})  # extra elements of S3's XML error body
 
 
 def protocol_of(service: str) -> str:
@@ -180,7 +186,8 @@ def render(
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
-            f"<RequestId>{escape(request_id)}</RequestId>"
+            + "".join(f"<{k}>{escape(v)}</{k}>" for k, v in err.details.items())
+            + f"<RequestId>{escape(request_id)}</RequestId>"
             f"<Resource>{escape(resource)}</Resource></Error>"
         )
         return web.Response(

@@ -32,9 +32,10 @@ class SigV4Error(Exception):
 
     problem = "malformed"
 
-    def __init__(self, message: str = "") -> None:
+    def __init__(self, message: str = "", **details: str) -> None:
         super().__init__(message)
         self.message = message
+        self.details = details  # extra fields S3 puts in its error body
 
 
 class MalformedAuth(SigV4Error):
@@ -353,17 +354,25 @@ def verify(info: SignedInfo, key: bytes, req: ReceivedRequest, payload_hash: str
             else f"Signed header {missing[0]!r} is missing from the request"
         )
     block = canonical_headers(info.signed_headers, req.headers)
+    first: tuple[str, str] | None = None
     for uri in canonical_uris(req.raw_path, info.scope.service):
         for query in canonical_queries(req.raw_query, info.presigned):
             canonical = canonical_request(
                 req.method, uri, query, block, info.signed_headers, payload_hash
             )
-            expected = sign(key, string_to_sign(info.amz_date, info.scope, canonical))
+            text = string_to_sign(info.amz_date, info.scope, canonical)
+            expected = sign(key, text)
             if hmac.compare_digest(expected, info.signature):
                 return expected
+            first = first or (canonical, text)
+    assert first is not None
     raise SignatureMismatch(
         "The request signature we calculated does not match the signature you provided. "
-        "Check your key and signing method."
+        "Check your key and signing method.",
+        AWSAccessKeyId=info.scope.access_key,
+        StringToSign=first[1],
+        SignatureProvided=info.signature,
+        CanonicalRequest=first[0],
     )
 
 

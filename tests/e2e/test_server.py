@@ -183,6 +183,11 @@ def test_unknown_key_and_bad_signature(module_server, service, call, unknown, ba
         getattr(client, call)()
     assert err(e) == bad_secret
     assert e.value.response["ResponseMetadata"]["RequestId"]
+    if service == "s3":  # S3 shows what it signed, to help debug a client
+        error = e.value.response["Error"]
+        assert error["StringToSign"].startswith("AWS4-HMAC-SHA256\n")
+        assert error["CanonicalRequest"].startswith("GET\n/\n")
+        assert error["AWSAccessKeyId"] == AK
 
 
 def freeze(monkeypatch, when: datetime) -> None:
@@ -214,6 +219,8 @@ def test_clock_skew(module_server, monkeypatch, service, call, expected, minutes
     with pytest.raises(ClientError) as e:
         getattr(client, call)()
     assert err(e) == expected
+    if service == "s3":
+        assert e.value.response["Error"]["MaxAllowedSkewMilliseconds"] == "900000"
     if service == "kms":
         word = "expired" if minutes < 0 else "not yet current"
         assert f"Signature {word}" in e.value.response["Error"]["Message"]
