@@ -415,3 +415,46 @@ def test_tls_with_generated_ca(server_factory):
     srv.restart()
     assert srv.ca_cert.read_bytes() == first  # the CA is made once
     srv.boto("kms").list_keys()
+
+
+# -- in process: a service whose adapter is missing ------------------------------------------
+
+
+async def test_missing_adapter_answers_not_implemented_in_the_service_shape():
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from kmscore.clock import SimClock
+    from s3sim.http.admin import AdminState
+    from s3sim.http.app import make_app
+    from s3sim.http.auth import Authenticator
+    from s3sim.identities import BUILTIN, Identities
+
+    clock = SimClock()
+    app = make_app(
+        Authenticator(Identities(BUILTIN), clock), {}, AdminState(clock, "us-east-1", "t")
+    )
+    async with TestClient(TestServer(app)) as client:
+        base = str(client.make_url(""))
+        for service, headers in (("kms", {"X-Amz-Target": "TrentService.ListKeys"}), ("s3", {})):
+            amz_date = sigv4.format_amz_date(datetime.now(UTC))
+            body = b"{}" if service == "kms" else b""
+            h = sigv4.sign_headers(
+                "POST" if body else "GET",
+                base + "/",
+                headers,
+                hashlib.sha256(body).hexdigest(),
+                AK,
+                SK,
+                "us-east-1",
+                service,
+                amz_date,
+            )
+            r = await client.request("POST" if body else "GET", "/", data=body, headers=h)
+            assert r.status == 501
+            text = await r.text()
+            if service == "kms":
+                assert json.loads(text)["__type"] == "NotImplemented"
+            else:
+                assert "<Code>NotImplemented</Code>" in text
+        health = await (await client.get("/_s3sim/health")).json()
+        assert health["status"] == "ok" and health["services"] == []
