@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from s3sim.config import ServerConfig
@@ -68,9 +69,13 @@ def _print_ready(config: ServerConfig, files: TlsFiles | None) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
     from s3sim.server import serve as run
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    # The adapters share request["auth"], request["body"] etc. by string key (the contract).
+    warnings.filterwarnings("ignore", category=web.NotAppKeyWarning)
     config = ServerConfig(
         host=args.host,
         port=args.port,
