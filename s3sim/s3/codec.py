@@ -79,7 +79,7 @@ def object_to_row(info: ObjectInfo) -> ObjectRow:
         "ckt": info.checksum_type,
         "pc": info.parts_count,
     }
-    segments = [[s.blob_id, s.size] for s in info.segments]
+    segments = [[s.blob_id, s.size, s.part_number] for s in info.segments]
     return ObjectRow(
         info.bucket,
         info.key,
@@ -106,7 +106,7 @@ def object_from_row(row: ObjectRow) -> ObjectInfo:
         headers=m["h"],
         sse=sse_from_json(m["sse"]),
         checksums=m["ck"],
-        segments=tuple(Segment(b, s) for b, s in json.loads(row.segments)),
+        segments=tuple(Segment(*seg) for seg in json.loads(row.segments)),
         object_id=row.object_id,
         owner_account=row.owner_account,
         parts_count=m["pc"],

@@ -78,6 +78,7 @@ class Segment:
 
     blob_id: str
     size: int
+    part_number: int = 0  # multipart: the number the part was uploaded as (bound in its header)
 
 
 @dataclass(frozen=True)

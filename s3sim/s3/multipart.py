@@ -231,8 +231,7 @@ class Multipart:
                 "first and last are the zero-based offsets of the first and last bytes to copy",
             )
         start, end = span or (0, src.size)
-        data_key = await self._core.keys.data_key(caller, src.sse, src.object_id, source_customer)
-        body = await self._objects.open_body(src, data_key, start, end)
+        body = await self._objects.open_source(caller, src, source_customer, start, end)
         try:
             part = await self.upload_part(
                 caller, bucket, key, upload_id, part_number, body, customer=customer
@@ -277,7 +276,7 @@ class Multipart:
             headers=up.headers,
             sse=up.sse,
             checksums=checksums,
-            segments=tuple(Segment(p.blob_id, p.size) for p in chosen),
+            segments=tuple(Segment(p.blob_id, p.size, p.part_number) for p in chosen),
             object_id=up.upload_id,
             owner_account=up.owner_account,
             parts_count=len(chosen),
@@ -331,7 +330,6 @@ class Multipart:
     ) -> tuple[PutResult, UploadInfo]:
         sink = self._core.staging_sink
         assert sink is not None
-        data_key = await self._core.keys.data_key(caller, up.sse, up.upload_id, customer)
         info = ObjectInfo(
             up.bucket,
             up.key,
@@ -343,12 +341,12 @@ class Multipart:
             {},
             up.sse,
             {},
-            tuple(Segment(p.blob_id, p.size) for p in chosen),
+            tuple(Segment(p.blob_id, p.size, p.part_number) for p in chosen),
             up.upload_id,
             up.owner_account,
             len(chosen),
         )
-        body = await self._objects.open_body(info, data_key, 0, info.size)
+        body = await self._objects.open_source(caller, info, customer, 0, info.size)
         try:
             _, size = await sink.ingest(caller, up.key, body, up.content_type, info.size)
         finally:

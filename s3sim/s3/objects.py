@@ -248,14 +248,36 @@ class Objects:
         info = self.lookup(caller, bucket, key, "s3:GetObject")
         check_conditions(info, conditions or Conditions())
         span = select_span(info, range_header, part_number)
-        data_key = await self._core.keys.data_key(caller, info.sse, info.object_id, customer)
         start, end = span or (0, info.size)
-        body = await self.open_body(info, data_key, start, end)
+        body = await self.open_source(caller, info, customer, start, end)
         return GetResult(info, body, start, end, span is not None)
+
+    async def open_source(
+        self,
+        caller: Caller,
+        info: ObjectInfo,
+        customer: CustomerKey | None,
+        start: int,
+        end: int,
+    ) -> Body:
+        """Pin the object's blobs at once (await this right after reading `info` from the
+        index, so no overwrite can delete them meanwhile), recover its data key, open."""
+        release = self._core.garbage.pin(s.blob_id for s in info.segments)
+        try:
+            data_key = await self._core.keys.data_key(caller, info.sse, info.object_id, customer)
+        except BaseException:
+            release()
+            raise
+        return await self._open_pinned(info, data_key, start, end, release)
 
     async def open_body(self, info: ObjectInfo, data_key: bytes, start: int, end: int) -> Body:
         """Open (and so verify) the segments covering [start, end) and pin their blobs."""
         release = self._core.garbage.pin(s.blob_id for s in info.segments)
+        return await self._open_pinned(info, data_key, start, end, release)
+
+    async def _open_pinned(
+        self, info: ObjectInfo, data_key: bytes, start: int, end: int, release: Callable[[], None]
+    ) -> Body:
         try:
             readers = []
             for i, lo, hi in plan_segments(info, start, end):
@@ -335,8 +357,7 @@ class Objects:
                 "The specified copy source is larger than the maximum allowable size for a copy "
                 f"source: {MAX_PUT}",
             )
-        data_key = await self._core.keys.data_key(caller, src.sse, src.object_id, source_customer)
-        body = await self.open_body(src, data_key, 0, src.size)
+        body = await self.open_source(caller, src, source_customer, 0, src.size)
         if not replace_metadata:
             content_type, metadata, headers = src.content_type, src.metadata, src.headers
         check_metadata(metadata or {})

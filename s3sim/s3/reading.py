@@ -81,8 +81,16 @@ def select_span(
 
 def segment_header(info: ObjectInfo, index: int) -> BlobHeader:
     """The blob header of segment `index` of an object, rebuilt from the index."""
-    kind = "part" if info.parts_count else "object"
-    oid = f"{info.object_id}#{index + 1}" if info.parts_count else info.object_id
+    if not info.parts_count:
+        return BlobHeader(
+            "object",
+            info.object_id,
+            info.sse.key_arn or info.sse.algorithm,
+            info.sse.wrapped_key,
+            info.sse.context,
+        )
+    kind = "part"
+    oid = f"{info.object_id}#{info.segments[index].part_number or index + 1}"
     return BlobHeader(
         kind, oid, info.sse.key_arn or info.sse.algorithm, info.sse.wrapped_key, info.sse.context
     )

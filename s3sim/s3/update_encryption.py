@@ -26,8 +26,7 @@ async def update_encryption(
     if src.sse.algorithm == "SSE-C":
         raise S3Error("InvalidRequest", "UpdateObjectEncryption is not supported for SSE-C objects")
     dst = objects.core.bucket(caller, bucket, "s3:PutObject")
-    data_key = await objects.core.keys.data_key(caller, src.sse, src.object_id, None)
-    body = await objects.open_body(src, data_key, 0, src.size)
+    body = await objects.open_source(caller, src, None, 0, src.size)
     sse = SseRequest("aws:kms", kms_key_arn, bucket_key_enabled=bucket_key)
     try:
         return await objects.store_object(

@@ -90,3 +90,36 @@ async def test_orphan_blob_removed_at_restart(env, tmp_path):
     s3 = S3Service(root, "us-east-1", FixedClock(), FakeKMS(), fsync=False)
     assert s3.orphans_removed == 1 and not orphan.exists()
     assert await read(await s3.objects.get(ADMIN, "bkt", "a")) == b"keep"
+
+
+async def test_multipart_with_gaps_in_part_numbers(env):
+    s3, _ = env
+    up = await s3.multipart.create(ADMIN, "bkt", "gap", sse=SseRequest())
+    p1, p3 = os.urandom(5 * MiB), b"three"
+    e1 = await s3.multipart.upload_part(ADMIN, "bkt", "gap", up.upload_id, 1, body(p1))
+    e3 = await s3.multipart.upload_part(ADMIN, "bkt", "gap", up.upload_id, 3, body(p3))
+    await s3.multipart.complete(ADMIN, "bkt", "gap", up.upload_id, [(1, e1.etag), (3, e3.etag)])
+    assert await read(await s3.objects.get(ADMIN, "bkt", "gap")) == p1 + p3
+    got = await s3.objects.get(ADMIN, "bkt", "gap", part_number=2)
+    assert await read(got) == p3
+
+
+async def test_overwrite_during_a_slow_kms_decrypt_does_not_break_the_reader(env):
+    import asyncio
+    import time
+
+    s3, _ = env
+    kms = s3.core.keys._kms
+    await s3.put_object(ADMIN, "bkt", "k", body(b"old"), sse=SseRequest("aws:kms", "k1"))
+    decrypt = kms.decrypt
+
+    def slow_decrypt(*args, **kw):
+        time.sleep(0.3)
+        return decrypt(*args, **kw)
+
+    kms.decrypt = slow_decrypt
+    reader = asyncio.ensure_future(s3.objects.get(ADMIN, "bkt", "k"))
+    await asyncio.sleep(0.05)
+    await s3.put_object(ADMIN, "bkt", "k", body(b"new"), sse=SseRequest())
+    assert await read(await reader) == b"old"
+    assert await read(await s3.objects.get(ADMIN, "bkt", "k")) == b"new"
