@@ -9,7 +9,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from s3sim.config import ServerConfig
+from s3sim.config import ConnectSettings, ServerConfig
 from s3sim.http.tls import TlsFiles
 from s3sim.identities import IdentitiesError, load_identities
 
@@ -33,6 +33,35 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="fsync every commit (survives an OS crash); --no-fsync survives only kill -9",
     )
     p.add_argument("--log-level", default="WARNING")
+    g = p.add_argument_group("Connect two-phase pipeline")
+    g.add_argument(
+        "--connect-delivery-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long after ingest before delivering (default 0)",
+    )
+    g.add_argument(
+        "--connect-retention",
+        type=float,
+        default=86400.0,
+        metavar="SECONDS",
+        help="staged items never delivered expire after this (default 86400)",
+    )
+    g.add_argument(
+        "--connect-retry-base",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="first retry delay of a failed delivery; doubles per attempt (default 1)",
+    )
+    g.add_argument(
+        "--connect-max-parallel",
+        type=int,
+        default=8,
+        metavar="N",
+        help="deliveries in flight at once (default 8)",
+    )
 
 
 def _status_parser(sub: argparse._SubParsersAction) -> None:
@@ -84,6 +113,12 @@ def serve(args: argparse.Namespace) -> int:
         tls=args.tls,
         allow_ssec_over_http=args.allow_ssec_over_http,
         fsync=args.fsync,
+        connect=ConnectSettings(
+            delivery_delay=args.connect_delivery_delay,
+            retention_seconds=args.connect_retention,
+            retry_base=args.connect_retry_base,
+            max_parallel=args.connect_max_parallel,
+        ),
     )
     try:
         load_identities(config.data_dir)

@@ -7,6 +7,16 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
+class ConnectSettings:
+    """The two-phase pipeline's knobs (seconds on the simulated clock)."""
+
+    delivery_delay: float = 0.0
+    retention_seconds: float = 24 * 3600.0
+    retry_base: float = 1.0
+    max_parallel: int = 8
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 4566
@@ -16,6 +26,7 @@ class ServerConfig:
     allow_ssec_over_http: bool = False
     fsync: bool = True
     max_skew_seconds: int = 15 * 60
+    connect: ConnectSettings = field(default_factory=lambda: ConnectSettings())
 
     @property
     def scheme(self) -> str:

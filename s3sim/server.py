@@ -2,7 +2,7 @@
 
 `build_components(config)` -> Components; `build_app(components)` -> web.Application;
 `serve(config, on_ready)` runs until SIGTERM/SIGINT (or `stop` is set) and shuts down
-gracefully. Pieces still being written are wired by `_optional` (see there).
+gracefully.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
@@ -29,7 +29,6 @@ from s3sim.http.auth import Authenticator
 from s3sim.identities import Identities, load_identities
 
 log = logging.getLogger("s3sim.server")
-T = TypeVar("T")
 VERSION = "0.1.0"
 ADAPTERS = {
     "kms": "s3sim.http.kms_api",
@@ -37,8 +36,6 @@ ADAPTERS = {
     "s3": "s3sim.http.s3_api",
     "connect": "s3sim.http.connect_api",
 }
-# Set to True once every component and adapter exists: then nothing is optional.
-STRICT = False
 
 
 @dataclass(frozen=True)
@@ -47,20 +44,8 @@ class Components:
     clock: SimClock
     identities: Identities
     kms: Any
-    s3: Any | None
-    connect: Any | None
-
-
-def _optional(build: Callable[[], T], strict: bool = STRICT) -> T | None:
-    """Run `build`; while not strict, a missing s3sim module makes the piece absent (None)
-    instead of failing, so the server runs with what exists. The only lenient spot."""
-    try:
-        return build()
-    except ModuleNotFoundError as e:
-        if strict or not (e.name or "").startswith("s3sim."):
-            raise
-        log.warning("not available yet (%s): %s", e.name, build)
-        return None
+    s3: Any
+    connect: Any
 
 
 def _build_s3(config: ServerConfig, clock: SimClock, kms: Any, rng: Any) -> Any:
@@ -80,8 +65,19 @@ def _build_s3(config: ServerConfig, clock: SimClock, kms: Any, rng: Any) -> Any:
 def _build_connect(config: ServerConfig, clock: SimClock, kms: Any, s3: Any, rng: Any) -> Any:
     from s3sim.connect.service import ConnectService
 
+    settings = config.connect
     return ConnectService(
-        config.data_dir, config.region, clock, kms, s3, rng=rng, fsync=config.fsync
+        config.data_dir,
+        config.region,
+        clock,
+        kms,
+        s3,
+        rng=rng,
+        delivery_delay=settings.delivery_delay,
+        retention_seconds=settings.retention_seconds,
+        max_parallel=settings.max_parallel,
+        retry_base=settings.retry_base,
+        fsync=config.fsync,
     )
 
 
@@ -94,10 +90,8 @@ def build_components(
     clock = clock or SimClock()
     identities = load_identities(config.data_dir)
     kms = KMS(config.data_dir, config.region, clock, rng=rng, fsync=config.fsync)
-    s3 = _optional(lambda: _build_s3(config, clock, kms, rng))
-    connect = None
-    if s3 is not None:
-        connect = _optional(lambda: _build_connect(config, clock, kms, s3, rng))
+    s3 = _build_s3(config, clock, kms, rng)
+    connect = _build_connect(config, clock, kms, s3, rng)
     return Components(config, clock, identities, kms, s3, connect)
 
 
@@ -109,21 +103,13 @@ def close_components(c: Components) -> None:
                 close()
 
 
-def adapters(components: Components) -> dict[str, Any]:
-    """The adapter module of each service whose component exists."""
-    needs = {"s3": components.s3, "connect": components.connect}
-    out = {}
-    for service, module in ADAPTERS.items():
-        if service in needs and needs[service] is None:
-            continue
-        mod = _optional(lambda m=module: importlib.import_module(m))
-        if mod is not None:
-            out[service] = mod
-    return out
+def adapters() -> dict[str, Any]:
+    """The adapter module of each service."""
+    return {service: importlib.import_module(m) for service, m in ADAPTERS.items()}
 
 
 def build_app(components: Components, rng: Callable[[int], bytes] = os.urandom) -> web.Application:
-    mods = adapters(components)
+    mods = adapters()
     handlers: dict[str, ServiceHandler] = {s: m.handler(components) for s, m in mods.items()}
     extra: list[AdminRoute] = []
     for mod in mods.values():
@@ -138,20 +124,23 @@ def build_app(components: Components, rng: Callable[[int], bytes] = os.urandom) 
         region=config.region,
     )
     state = AdminState(
-        components.clock, components.config.region, VERSION, lambda: sorted(handlers)
+        components.clock,
+        components.config.region,
+        VERSION,
+        lambda: sorted(handlers),
+        on_clock_advance=components.kms.purge_expired,
     )
     app = make_app(authenticator, handlers, state, extra)
     connect = components.connect
-    if connect is not None and hasattr(connect, "start"):
 
-        async def start_connect(_: web.Application) -> None:
-            await connect.start()
+    async def start_connect(_: web.Application) -> None:
+        await connect.start()
 
-        async def stop_connect(_: web.Application) -> None:
-            await connect.stop()
+    async def stop_connect(_: web.Application) -> None:
+        await connect.stop()
 
-        app.on_startup.append(start_connect)
-        app.on_shutdown.append(stop_connect)
+    app.on_startup.append(start_connect)
+    app.on_shutdown.append(stop_connect)
     return app
 
 

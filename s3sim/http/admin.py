@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ class AdminState:
     region: str
     version: str
     services: Callable[[], list[str]] = field(default=lambda: [])
+    # Run after time moves (e.g. destroy KMS keys whose deletion window has passed).
+    on_clock_advance: Callable[[], object] = field(default=lambda: None)
 
 
 ADMIN_STATE = web.AppKey("admin_state", AdminState)
@@ -50,7 +53,8 @@ async def clock_get(request: web.Request) -> web.Response:
 
 
 async def clock_advance(request: web.Request) -> web.Response:
-    clock = request.app[ADMIN_STATE].clock
+    state = request.app[ADMIN_STATE]
+    clock = state.clock
     try:
         doc = json.loads(await request.read() or b"{}")
         seconds = float(doc["seconds"])
@@ -59,6 +63,7 @@ async def clock_advance(request: web.Request) -> web.Response:
     if not seconds >= 0 or seconds == float("inf"):
         return _json({"error": "simulated time only moves forward"}, 400)
     clock.advance(seconds)
+    await asyncio.to_thread(state.on_clock_advance)
     return _json(_clock_body(clock))
 
 
