@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""Two-phase ingest against plain PUT, same server, same run, under each durability mode.
+
+For each mode (`--modes no-fsync,fsync`) one fresh `s3sim serve` is started on a free
+port and a temp data dir. Setup (not timed): a customer KMS key, the delivery bucket, a
+Connect instance and its CALL_RECORDINGS storage config (SSE-KMS under that key). Then:
+
+1. plain PUT: `--small` (4 KiB) PUT ops/s with SSE-KMS + bucket key, and `--size` (1 MiB)
+   PUT ops/s with SSE-KMS under the customer key (closed loop, `-c` workers, `--seconds`);
+2. saturation: `--blast` recordings of `--size` PUT into `connect-staging` as fast as `-c`
+   workers go; deliveries/s = recordings / (last DeliveredAt - first PUT start);
+3. open loop at `--load` (0.5) x that rate for `--open-seconds`: one recording every
+   1/rate s whatever the server does; latency of each = DeliveredAt - its scheduled start
+   (the PUT included) and, server side, DeliveredAt - StagedAt.
+
+Delivery times come from the pipeline view (GET /_s3sim/connect/instances/<id>/items), whose
+timestamps are the server's wall clock (microseconds; the simulated clock is not advanced),
+so no per-item polling loads the server while it is measured.
+
+    python scripts/bench_pipeline.py [--modes no-fsync,fsync] [--seconds 4] [--blast 120] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_common import ServerProcess, free_port, python_cmd  # noqa: E402
+
+from s3sim.loadtest.body import BodyPool  # noqa: E402
+from s3sim.loadtest.client import AwsClient, Credentials, RequestFailed, error_code  # noqa: E402
+from s3sim.loadtest.ingest import create_instance  # noqa: E402
+from s3sim.loadtest.rawhttp import Endpoint, HttpConnection  # noqa: E402
+from s3sim.loadtest.runner import RunConfig, make_workload, run_load  # noqa: E402
+from s3sim.loadtest.sizes import SizeDist, format_size, parse_size  # noqa: E402
+from s3sim.loadtest.stats import latency_summary  # noqa: E402
+from s3sim.loadtest.workloads import STAGING_BUCKET, WorkloadConfig  # noqa: E402
+
+DELIVERY_BUCKET = "bench-pipeline-delivery"
+TARGET_RATIO = 0.5  # deliveries/s >= 0.5 x plain PUT/s
+TARGET_P99_S = 1.0  # p99 staging-to-delivered at half of saturation
+
+
+@dataclass(frozen=True)
+class Params:
+    size: int = 1 << 20
+    small: int = 4096
+    concurrency: int = 8
+    seconds: float = 4.0
+    blast: int = 120
+    load: float = 0.5
+    open_seconds: float = 8.0
+    max_open: int = 400
+    timeout_s: float = 120.0
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    small_put_ops: float | None = None
+    put_ops: float | None = None
+    ingest_put_ops: float | None = None
+    deliveries_per_s: float | None = None
+    open_rate: float | None = None
+    open_count: int = 0
+    e2e_ms: dict[str, float] = field(default_factory=dict)
+    staged_ms: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    peak_rss_mib: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.deliveries_per_s or not self.put_ops:
+            return None
+        return self.deliveries_per_s / self.put_ops
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _client(endpoint: str, timeout_s: float = 60.0) -> AwsClient:
+    return AwsClient(HttpConnection(Endpoint.parse(endpoint), None, timeout_s), Credentials())
+
+
+def _ts(iso: str | None) -> float | None:
+    """Epoch seconds of the pipeline view's `2026-01-01T00:00:00.000000Z` (UTC)."""
+    if not iso:
+        return None
+    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+def _count(errors: dict[str, int], code: str) -> None:
+    errors[code] = errors.get(code, 0) + 1
+
+
+async def setup(endpoint: str) -> tuple[str, str]:
+    """(key ARN, instance id): a customer key, the delivery bucket, an instance whose
+    CALL_RECORDINGS are delivered there under that key."""
+    client = _client(endpoint)
+    try:
+        resp, _ = await client.kms("CreateKey", {"Description": "bench_pipeline"})
+        if resp.status != 200:
+            raise RuntimeError(f"CreateKey: HTTP {resp.status} {resp.body[:200]!r}")
+        key_arn = json.loads(resp.body)["KeyMetadata"]["Arn"]
+        cfg = WorkloadConfig(name="ingest", bucket=DELIVERY_BUCKET, kms_key_id=key_arn)
+        return key_arn, await create_instance(client, cfg)
+    finally:
+        client.conn.close()
+
+
+async def plain_put(endpoint: str, size: int, sse: str, key_arn: str | None, p: Params) -> dict:
+    """Closed-loop PUT ops/s (fresh keys) and errors by code."""
+    cfg = WorkloadConfig(
+        name="put",
+        bucket=DELIVERY_BUCKET,
+        sizes=SizeDist.single(size),
+        keys=1_000_000,
+        prefix=f"plain-{format_size(size)}/",
+        sse=sse,
+        kms_key_id=key_arn,
+    )
+    conc = p.concurrency if size > 64 << 10 else 2 * p.concurrency
+    run = RunConfig(endpoint=endpoint, concurrency=conc, duration_s=p.seconds, count=100_000)
+    s = await run_load(make_workload(cfg), run, progress=None)
+    return {"ops": s.total.ops_per_s, "errors": dict(s.errors)}
+
+
+class Ingester:
+    """PUTs recordings into connect-staging for one instance; remembers when each began."""
+
+    def __init__(self, endpoint: str, instance_id: str, size: int, pool_size: int) -> None:
+        self.instance_id = instance_id
+        self.size = size
+        self.body = BodyPool(size)
+        self.clients: asyncio.Queue[AwsClient] = asyncio.Queue()
+        for _ in range(pool_size):
+            self.clients.put_nowait(_client(endpoint))
+        self.started: dict[str, float] = {}  # contact id -> wall time the op was due/began
+        self.errors: dict[str, int] = {}
+        self.put_done = 0
+
+    def close(self) -> None:
+        while not self.clients.empty():
+            self.clients.get_nowait().conn.close()
+
+    async def put(self, due: float | None = None) -> None:
+        """One recording; its start is `due` (open loop) or now (closed loop)."""
+        contact = str(uuid.uuid4())
+        self.started[contact] = due if due is not None else time.time()
+        client = await self.clients.get()
+        try:
+            key = f"{self.instance_id}/CALL_RECORDINGS/{contact}.wav"
+            body = self.body.chunks(self.size, len(self.started) * 4099)
+            resp, _ = await client.put_object(STAGING_BUCKET, key, body)
+            if resp.status >= 300:
+                _count(self.errors, f"ingest.{error_code(resp)}")
+                del self.started[contact]
+            else:
+                self.put_done += 1
+        except RequestFailed as exc:
+            _count(self.errors, f"ingest.{exc.code}")
+            del self.started[contact]
+        finally:
+            self.clients.put_nowait(client)
+
+
+async def pipeline_items(client: AwsClient, instance_id: str) -> list[dict]:
+    resp, _ = await client.send(
+        "GET", f"/_s3sim/connect/instances/{instance_id}/items", sign=False, keep_body=True
+    )
+    if resp.status != 200:
+        raise RuntimeError(f"pipeline view: HTTP {resp.status}")
+    return json.loads(resp.body)["Items"]
+
+
+async def wait_delivered(
+    endpoint: str, instance_id: str, contacts: set[str], deadline: float
+) -> dict[str, dict]:
+    """Poll the pipeline view (every 100 ms) until every contact is DELIVERED or the
+    deadline passes; returns {contact: item} of the contacts asked for."""
+    client = _client(endpoint)
+    try:
+        while True:
+            items = {i["ContactId"]: i for i in await pipeline_items(client, instance_id)}
+            mine = {c: items[c] for c in contacts if c in items}
+            done = sum(1 for i in mine.values() if i["Status"] == "DELIVERED")
+            if done == len(contacts) or time.monotonic() > deadline:
+                return mine
+            await asyncio.sleep(0.1)
+    finally:
+        client.conn.close()
+
+
+def _not_delivered(items: dict[str, dict], contacts: set[str], errors: dict[str, int]) -> None:
+    for c in contacts:
+        status = items[c]["Status"] if c in items else "MISSING"
+        if status != "DELIVERED":
+            _count(errors, f"NotDelivered.{status}")
+
+
+async def saturation(endpoint: str, instance_id: str, p: Params, errors: dict) -> tuple:
+    """(ingest PUT/s, deliveries/s) for `p.blast` recordings PUT by `p.concurrency` workers."""
+    ing = Ingester(endpoint, instance_id, p.size, p.concurrency)
+    t0 = time.time()
+    todo = iter(range(p.blast))
+
+    async def worker() -> None:
+        for _ in todo:
+            await ing.put()
+
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(worker() for _ in range(p.concurrency))), p.timeout_s
+        )
+    finally:
+        ing.close()
+    put_elapsed = time.time() - t0
+    contacts = set(ing.started)
+    items = await wait_delivered(endpoint, instance_id, contacts, time.monotonic() + p.timeout_s)
+    errors.update(ing.errors)
+    _not_delivered(items, contacts, errors)
+    ends = [_ts(i["DeliveredAt"]) for i in items.values() if i["Status"] == "DELIVERED"]
+    ends = [e for e in ends if e is not None]
+    if not ends:
+        return ing.put_done / put_elapsed, None
+    return ing.put_done / put_elapsed, len(ends) / (max(ends) - t0)
+
+
+async def open_loop(endpoint: str, instance_id: str, rate: float, p: Params, errors: dict):
+    """Recordings at a fixed rate; returns (count, end-to-end ms summary, staged ms summary)."""
+    count = max(1, min(p.max_open, int(rate * p.open_seconds)))
+    ing = Ingester(endpoint, instance_id, p.size, pool_size=32)
+    start = time.time() + 0.05
+    tasks = []
+    try:
+        for i in range(count):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.time()))
+            tasks.append(asyncio.create_task(ing.put(due)))
+        await asyncio.wait_for(asyncio.gather(*tasks), p.timeout_s)
+    finally:
+        ing.close()
+    contacts = set(ing.started)
+    items = await wait_delivered(endpoint, instance_id, contacts, time.monotonic() + p.timeout_s)
+    errors.update({f"open.{k}": v for k, v in ing.errors.items()})
+    _not_delivered(items, contacts, errors)
+    e2e, staged = [], []
+    for c, item in items.items():
+        end, staged_at = _ts(item["DeliveredAt"]), _ts(item["StagedAt"])
+        if item["Status"] != "DELIVERED" or end is None or staged_at is None:
+            continue
+        e2e.append(end - ing.started[c])
+        staged.append(end - staged_at)
+    return count, _ms(e2e), _ms(staged)
+
+
+def _ms(latencies_s: list[float]) -> dict[str, float]:
+    return latency_summary(sorted(latencies_s)) if latencies_s else {}
+
+
+# ---------------------------------------------------------------- one mode
+
+
+async def measure_mode(res: ModeResult, endpoint: str, p: Params) -> None:
+    key_arn, instance_id = await setup(endpoint)
+    small = await plain_put(endpoint, p.small, "aws:kms+bucket-key", None, p)
+    big = await plain_put(endpoint, p.size, "aws:kms", key_arn, p)
+    res.small_put_ops, res.put_ops = small["ops"], big["ops"]
+    for name, d in (("put.small", small), ("put", big)):
+        for code, n in d["errors"].items():
+            res.errors[f"{name}.{code}"] = n
+    print(f"[{res.mode}] plain PUT done: {res.put_ops:.1f}/s", file=sys.stderr)
+    res.ingest_put_ops, res.deliveries_per_s = await saturation(
+        endpoint, instance_id, p, res.errors
+    )
+    print(f"[{res.mode}] saturation: {res.deliveries_per_s} deliveries/s", file=sys.stderr)
+    if not res.deliveries_per_s:
+        res.note = "nothing delivered at saturation; open loop skipped"
+        return
+    res.open_rate = p.load * res.deliveries_per_s
+    res.open_count, res.e2e_ms, res.staged_ms = await open_loop(
+        endpoint, instance_id, res.open_rate, p, res.errors
+    )
+
+
+def bench_mode(mode: str, tmp: Path, p: Params) -> ModeResult:
+    res = ModeResult(mode)
+    port = free_port()
+    data = tmp / mode
+    data.mkdir()
+    cmd = python_cmd("-m", "s3sim", "serve", "--host", "127.0.0.1", "--port", str(port))
+    cmd += ["--data-dir", str(data), "--fsync" if mode == "fsync" else "--no-fsync"]
+    srv = ServerProcess(f"s3sim-{mode}", cmd, port, "/_s3sim/health", tmp / f"{mode}.log")
+    try:
+        srv.start()
+    except RuntimeError as exc:
+        res.note = f"not started: {exc}"
+        return res
+    try:
+        asyncio.run(measure_mode(res, srv.endpoint, p))
+    except (RuntimeError, TimeoutError, KeyError, ValueError) as exc:
+        res.note = f"{type(exc).__name__}: {str(exc)[:200]}"
+    finally:
+        res.peak_rss_mib = srv.peak_rss_mib()
+        srv.stop()
+    return res
+
+
+# ---------------------------------------------------------------- output
+
+
+def _f(v: float | None, fmt: str = ",.1f") -> str:
+    return "n/a" if v is None else format(v, fmt)
+
+
+def _lat(d: dict[str, float], k: str) -> str:
+    return _f(d.get(k), ",.0f")
+
+
+def rows(results: list[ModeResult], p: Params) -> list[list[str]]:
+    s, b = format_size(p.small), format_size(p.size)
+    out = [["measurement", *(r.mode for r in results), "target"]]
+
+    def row(name: str, cells: list[str], target: str = "") -> None:
+        out.append([name, *cells, target])
+
+    row(f"{s} PUT ops/s (SSE-KMS+BK)", [_f(r.small_put_ops) for r in results])
+    row(f"{b} PUT ops/s (SSE-KMS)", [_f(r.put_ops) for r in results])
+    row(f"{b} ingest PUT ops/s (saturation)", [_f(r.ingest_put_ops) for r in results])
+    row(f"{b} deliveries/s (saturation)", [_f(r.deliveries_per_s) for r in results])
+    verdicts = [r.ratio is not None and r.ratio >= TARGET_RATIO for r in results]
+    row(
+        "deliveries/s / PUT/s",
+        [_f(r.ratio, ".2f") for r in results],
+        f">={TARGET_RATIO}: " + ("PASS" if all(verdicts) else "FAIL"),
+    )
+    row("open-loop rate /s (load x saturation)", [_f(r.open_rate) for r in results])
+    row("open-loop recordings", [str(r.open_count) for r in results])
+    for k in ("p50", "p90", "p99", "max"):
+        target = ""
+        if k == "p99":
+            ok = all(r.e2e_ms.get("p99", 1e12) < TARGET_P99_S * 1000 for r in results)
+            target = f"<{TARGET_P99_S * 1000:.0f} ms: " + ("PASS" if ok else "FAIL")
+        row(f"PUT start->delivered {k} ms", [_lat(r.e2e_ms, k) for r in results], target)
+    for k in ("p50", "p99"):
+        row(f"staged->delivered {k} ms (server)", [_lat(r.staged_ms, k) for r in results])
+    row("peak server RSS MiB", [_f(r.peak_rss_mib, ".0f") for r in results])
+    return out
+
+
+def table(results: list[ModeResult], p: Params) -> str:
+    rs = rows(results, p)
+    widths = [max(len(r[i]) for r in rs) for i in range(len(rs[0]))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rs
+    ]
+    lines.append(
+        f"workers={p.concurrency} seconds={p.seconds} blast={p.blast} load={p.load} "
+        f"open_seconds={p.open_seconds}; fsync = every commit fsynced (survives an OS crash), "
+        "no-fsync = survives kill -9 only"
+    )
+    for r in results:
+        if r.errors:
+            lines.append(f"{r.mode} errors: {r.errors}")
+        if r.note:
+            lines.append(f"{r.mode}: {r.note}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--modes", default="no-fsync,fsync", help="comma list of fsync, no-fsync")
+    ap.add_argument("--size", default="1MiB", help="recording / plain PUT size")
+    ap.add_argument("--small", default="4KiB", help="small plain PUT size")
+    ap.add_argument("-c", "--concurrency", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=4.0, help="each plain PUT measurement")
+    ap.add_argument("--blast", type=int, default=120, help="recordings at saturation")
+    ap.add_argument("--load", type=float, default=0.5, help="open-loop rate / saturation")
+    ap.add_argument("--open-seconds", type=float, default=8.0)
+    ap.add_argument("--max-open", type=int, default=400, help="cap on open-loop recordings")
+    ap.add_argument("--timeout", type=float, default=120.0, help="per phase")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    bad = [m for m in args.modes.split(",") if m not in ("fsync", "no-fsync")]
+    if bad:
+        ap.error(f"unknown mode(s) {bad}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    p = Params(
+        size=parse_size(args.size),
+        small=parse_size(args.small),
+        concurrency=args.concurrency,
+        seconds=args.seconds,
+        blast=args.blast,
+        load=args.load,
+        open_seconds=args.open_seconds,
+        max_open=args.max_open,
+        timeout_s=args.timeout,
+    )
+    with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
+        results = [bench_mode(m, Path(tmp), p) for m in args.modes.split(",")]
+    if args.json:
+        doc = {"params": asdict(p), "modes": [{**asdict(r), "ratio": r.ratio} for r in results]}
+        print(json.dumps(doc, indent=2))
+    else:
+        print(table(results, p))
+    return 0 if all(not r.note for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
