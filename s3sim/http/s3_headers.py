@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
+from s3sim.http.payload import content_encoding_without_chunked
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import (
     STANDARD_HEADERS,
@@ -151,9 +152,12 @@ def user_metadata(h: Mapping[str, str]) -> dict[str, str]:
 
 
 def standard_headers(h: Mapping[str, str]) -> dict[str, str]:
+    """The standard headers to store with an object (`aws-chunked` is framing, not content)."""
     out = {}
     for name in STANDARD_HEADERS:
         v = h.get(name) if name != "website-redirect-location" else h.get("x-amz-" + name)
+        if name == "content-encoding":
+            v = content_encoding_without_chunked(v)
         if v is not None:
             out[name] = v
     return out

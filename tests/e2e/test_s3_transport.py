@@ -28,6 +28,9 @@ def test_tls_trailing_checksums_sse_c_and_multipart(server_factory, tmp_path):
     assert r["ChecksumCRC32"]
     g = s3.get_object(Bucket="tls", Key="k", ChecksumMode="ENABLED")
     assert g["Body"].read() == data and g["ChecksumCRC32"] == r["ChecksumCRC32"]
+    assert "ContentEncoding" not in g  # aws-chunked is transport framing, never stored
+    s3.put_object(Bucket="tls", Key="gz", Body=b"x", ContentEncoding="gzip")
+    assert s3.head_object(Bucket="tls", Key="gz")["ContentEncoding"] == "gzip"
     src = tmp_path / "f"
     src.write_bytes(os.urandom(11 * MiB))
     cfg = TransferConfig(multipart_threshold=5 * MiB, multipart_chunksize=5 * MiB)
