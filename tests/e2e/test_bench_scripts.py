@@ -1,0 +1,80 @@
+"""Smoke tests of scripts/bench_pipeline.py and scripts/bench_list.py: each runs against a
+real server with tiny parameters and prints its table; verdicts follow the figures."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench_list  # noqa: E402
+import bench_pipeline  # noqa: E402
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(ROOT / "scripts" / script), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def _row(out: str, name: str) -> list[str]:
+    line = next(ln.strip() for ln in out.splitlines() if ln.strip().startswith(name + " "))
+    return line[len(name) :].split()
+
+
+def test_bench_pipeline_tiny_run_prints_its_table():
+    done = _run(
+        "bench_pipeline.py",
+        *("--modes", "no-fsync", "--seconds", "0.3", "--blast", "4"),
+        *("--open-seconds", "0.3", "--size", "64KiB", "--small", "1KiB"),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert _row(out, "measurement") == ["no-fsync", "target"]
+    deliveries = _row(out, "64KiB deliveries/s (saturation)")[0]
+    assert float(deliveries.replace(",", "")) > 0
+    ratio, verdict = _row(out, "deliveries/s / PUT/s")[0], _row(out, "deliveries/s / PUT/s")[-1]
+    assert float(ratio) > 0 and verdict in ("PASS", "FAIL")
+    p99 = _row(out, "PUT start->delivered p99 ms")
+    assert float(p99[0].replace(",", "")) > 0 and p99[-1] in ("PASS", "FAIL")
+    assert "errors" not in out
+
+
+def test_bench_pipeline_verdicts_follow_the_figures():
+    p = bench_pipeline.Params()
+    good = bench_pipeline.ModeResult("no-fsync", put_ops=100.0, deliveries_per_s=60.0)
+    good.e2e_ms = {"p50": 20.0, "p90": 30.0, "p99": 400.0, "max": 500.0}
+    slow = bench_pipeline.ModeResult("fsync", put_ops=100.0, deliveries_per_s=40.0)
+    slow.e2e_ms = {"p50": 200.0, "p90": 900.0, "p99": 1500.0, "max": 2000.0}
+    assert ">=0.5: PASS" in bench_pipeline.table([good], p)
+    assert "<1000 ms: PASS" in bench_pipeline.table([good], p)
+    both = bench_pipeline.table([good, slow], p)
+    assert ">=0.5: FAIL" in both and "<1000 ms: FAIL" in both
+    assert _row(both, "deliveries/s / PUT/s")[:2] == ["0.60", "0.40"]
+
+
+def test_bench_pipeline_rejects_an_unknown_mode():
+    done = _run("bench_pipeline.py", "--modes", "sometimes")
+    assert done.returncode == 2 and "unknown mode" in done.stderr
+
+
+def test_bench_list_tiny_run_prints_its_table():
+    done = _run("bench_list.py", "--sizes", "50,3500", "--runs", "1")
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    small, big = _row(out, "50"), _row(out, "3,500")
+    assert float(small[0]) > 0 and small[1:3] == ["n/a", "n/a"]  # one page only
+    assert all(float(c.replace(",", "")) > 0 for c in big[:4])  # deep pages measured
+    assert "first page @3,500 / @50 = " in out and "target <= 2x" in out
+
+
+def test_bench_list_verdict_follows_the_ratio():
+    fast = bench_list.SizeResult(1000, first_ms=10.0)
+    ok = bench_list.SizeResult(1_000_000, first_ms=19.0)
+    bad = bench_list.SizeResult(1_000_000, first_ms=31.0)
+    assert "= 1.90x (target <= 2x: PASS)" in bench_list.table([fast, ok], 3, None)
+    assert "= 3.10x (target <= 2x: FAIL)" in bench_list.table([fast, bad], 3, None)
+
+
+def test_bench_list_rejects_bad_arguments():
+    assert _run("bench_list.py", "--runs", "0").returncode == 2
