@@ -25,10 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +49,7 @@ from s3sim.loadtest.sizes import SizeDist, format_size, parse_size  # noqa: E402
 from s3sim.loadtest.stats import latency_summary  # noqa: E402
 from s3sim.loadtest.workloads import STAGING_BUCKET, WorkloadConfig  # noqa: E402
 
+CpuProbe = Callable[[], float | None]
 DELIVERY_BUCKET = "bench-pipeline-delivery"
 TARGET_RATIO = 0.5  # deliveries/s >= 0.5 x plain PUT/s
 TARGET_P99_S = 1.0  # p99 staging-to-delivered at half of saturation
@@ -72,6 +75,8 @@ class ModeResult:
     put_ops: float | None = None
     ingest_put_ops: float | None = None
     deliveries_per_s: float | None = None
+    put_cpu_ms: float | None = None  # server CPU (user+sys) per plain PUT of `size`
+    delivery_cpu_ms: float | None = None  # per recording, ingest PUT and delivery together
     open_rate: float | None = None
     open_count: int = 0
     e2e_ms: dict[str, float] = field(default_factory=dict)
@@ -86,6 +91,13 @@ class ModeResult:
             return None
         return self.deliveries_per_s / self.put_ops
 
+    @property
+    def cpu_ratio(self) -> float | None:
+        """The ratio a CPU-bound server would show: CPU per PUT / CPU per delivery."""
+        if not self.put_cpu_ms or not self.delivery_cpu_ms:
+            return None
+        return self.put_cpu_ms / self.delivery_cpu_ms
+
 
 # ---------------------------------------------------------------- helpers
 
@@ -99,6 +111,21 @@ def _ts(iso: str | None) -> float | None:
     if not iso:
         return None
     return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (None if unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _per_op_ms(before: float | None, after: float | None, ops: int) -> float | None:
+    if before is None or after is None or ops <= 0:
+        return None
+    return (after - before) * 1000 / ops
 
 
 def _count(errors: dict[str, int], code: str) -> None:
@@ -134,7 +161,7 @@ async def plain_put(endpoint: str, size: int, sse: str, key_arn: str | None, p: 
     conc = p.concurrency if size > 64 << 10 else 2 * p.concurrency
     run = RunConfig(endpoint=endpoint, concurrency=conc, duration_s=p.seconds, count=100_000)
     s = await run_load(make_workload(cfg), run, progress=None)
-    return {"ops": s.total.ops_per_s, "errors": dict(s.errors)}
+    return {"ops": s.total.ops_per_s, "count": s.total.ops, "errors": dict(s.errors)}
 
 
 class Ingester:
@@ -185,20 +212,33 @@ async def pipeline_items(client: AwsClient, instance_id: str) -> list[dict]:
     return json.loads(resp.body)["Items"]
 
 
+async def status_counts(client: AwsClient, instance_id: str) -> dict[str, int]:
+    """The instance's item counts by status (one cheap query on the server)."""
+    resp, _ = await client.send("GET", "/_s3sim/connect/instances", sign=False, keep_body=True)
+    if resp.status != 200:
+        raise RuntimeError(f"pipeline view: HTTP {resp.status}")
+    for inst in json.loads(resp.body)["Instances"]:
+        if inst["InstanceId"] == instance_id:
+            return inst["Counts"]
+    raise RuntimeError(f"instance {instance_id} missing from the pipeline view")
+
+
 async def wait_delivered(
     endpoint: str, instance_id: str, contacts: set[str], deadline: float
 ) -> dict[str, dict]:
-    """Poll the pipeline view (every 100 ms) until every contact is DELIVERED or the
-    deadline passes; returns {contact: item} of the contacts asked for."""
+    """Poll the instance's counts (every 50 ms) until nothing is pending and as many items
+    are DELIVERED as this run expects, or the deadline passes; then read the items once.
+    Returns {contact: item} of the contacts asked for."""
     client = _client(endpoint)
     try:
-        while True:
-            items = {i["ContactId"]: i for i in await pipeline_items(client, instance_id)}
-            mine = {c: items[c] for c in contacts if c in items}
-            done = sum(1 for i in mine.values() if i["Status"] == "DELIVERED")
-            if done == len(contacts) or time.monotonic() > deadline:
-                return mine
-            await asyncio.sleep(0.1)
+        while time.monotonic() < deadline:
+            counts = await status_counts(client, instance_id)
+            pending = sum(counts.get(s, 0) for s in ("STAGED", "DELIVERING", "WAITING_FOR_CONFIG"))
+            if pending == 0 and counts.get("DELIVERED", 0) >= len(contacts):
+                break
+            await asyncio.sleep(0.05)
+        items = {i["ContactId"]: i for i in await pipeline_items(client, instance_id)}
+        return {c: items[c] for c in contacts if c in items}
     finally:
         client.conn.close()
 
@@ -211,7 +251,7 @@ def _not_delivered(items: dict[str, dict], contacts: set[str], errors: dict[str,
 
 
 async def saturation(endpoint: str, instance_id: str, p: Params, errors: dict) -> tuple:
-    """(ingest PUT/s, deliveries/s) for `p.blast` recordings PUT by `p.concurrency` workers."""
+    """(ingest PUT/s, deliveries/s, delivered): `p.blast` recordings by `p.concurrency` workers."""
     ing = Ingester(endpoint, instance_id, p.size, p.concurrency)
     t0 = time.time()
     todo = iter(range(p.blast))
@@ -234,8 +274,8 @@ async def saturation(endpoint: str, instance_id: str, p: Params, errors: dict) -
     ends = [_ts(i["DeliveredAt"]) for i in items.values() if i["Status"] == "DELIVERED"]
     ends = [e for e in ends if e is not None]
     if not ends:
-        return ing.put_done / put_elapsed, None
-    return ing.put_done / put_elapsed, len(ends) / (max(ends) - t0)
+        return ing.put_done / put_elapsed, None, 0
+    return ing.put_done / put_elapsed, len(ends) / (max(ends) - t0), len(ends)
 
 
 async def open_loop(endpoint: str, instance_id: str, rate: float, p: Params, errors: dict):
@@ -273,18 +313,22 @@ def _ms(latencies_s: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- one mode
 
 
-async def measure_mode(res: ModeResult, endpoint: str, p: Params) -> None:
+async def measure_mode(res: ModeResult, endpoint: str, p: Params, cpu: CpuProbe) -> None:
     key_arn, instance_id = await setup(endpoint)
     small = await plain_put(endpoint, p.small, "aws:kms+bucket-key", None, p)
+    c0 = cpu()
     big = await plain_put(endpoint, p.size, "aws:kms", key_arn, p)
+    res.put_cpu_ms = _per_op_ms(c0, cpu(), big["count"])
     res.small_put_ops, res.put_ops = small["ops"], big["ops"]
     for name, d in (("put.small", small), ("put", big)):
         for code, n in d["errors"].items():
             res.errors[f"{name}.{code}"] = n
     print(f"[{res.mode}] plain PUT done: {res.put_ops:.1f}/s", file=sys.stderr)
-    res.ingest_put_ops, res.deliveries_per_s = await saturation(
+    c0 = cpu()
+    res.ingest_put_ops, res.deliveries_per_s, delivered = await saturation(
         endpoint, instance_id, p, res.errors
     )
+    res.delivery_cpu_ms = _per_op_ms(c0, cpu(), delivered)
     print(f"[{res.mode}] saturation: {res.deliveries_per_s} deliveries/s", file=sys.stderr)
     if not res.deliveries_per_s:
         res.note = "nothing delivered at saturation; open loop skipped"
@@ -309,7 +353,8 @@ def bench_mode(mode: str, tmp: Path, p: Params) -> ModeResult:
         res.note = f"not started: {exc}"
         return res
     try:
-        asyncio.run(measure_mode(res, srv.endpoint, p))
+        pid = srv.proc.pid if srv.proc else -1
+        asyncio.run(measure_mode(res, srv.endpoint, p, lambda: proc_cpu_s(pid)))
     except (RuntimeError, TimeoutError, KeyError, ValueError) as exc:
         res.note = f"{type(exc).__name__}: {str(exc)[:200]}"
     finally:
@@ -346,6 +391,9 @@ def rows(results: list[ModeResult], p: Params) -> list[list[str]]:
         [_f(r.ratio, ".2f") for r in results],
         f">={TARGET_RATIO}: " + ("PASS" if all(verdicts) else "FAIL"),
     )
+    row(f"server CPU ms per {b} PUT", [_f(r.put_cpu_ms) for r in results])
+    row("server CPU ms per recording (ingest+delivery)", [_f(r.delivery_cpu_ms) for r in results])
+    row("CPU per PUT / CPU per recording", [_f(r.cpu_ratio, ".2f") for r in results])
     row("open-loop rate /s (load x saturation)", [_f(r.open_rate) for r in results])
     row("open-loop recordings", [str(r.open_count) for r in results])
     for k in ("p50", "p90", "p99", "max"):
@@ -419,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         results = [bench_mode(m, Path(tmp), p) for m in args.modes.split(",")]
     if args.json:
-        doc = {"params": asdict(p), "modes": [{**asdict(r), "ratio": r.ratio} for r in results]}
+        modes = [{**asdict(r), "ratio": r.ratio, "cpu_ratio": r.cpu_ratio} for r in results]
+        doc = {"params": asdict(p), "modes": modes}
         print(json.dumps(doc, indent=2))
     else:
         print(table(results, p))
