@@ -222,22 +222,23 @@ set -e
 import sys
 import xml.etree.ElementTree as ET
 
-root = ET.parse(sys.argv[1]).getroot()
-suites = [root] if root.tag == "testsuite" else list(root)
-total = sum(int(s.get("tests", 0)) for s in suites)
-bad = {"failure": [], "error": [], "skipped": []}
-for case in root.iter("testcase"):
+# One outcome per test (a test that passed but broke in teardown is an error).
+RANK = {"passed": 0, "skipped": 1, "failure": 2, "error": 3}
+outcome, message = {}, {}
+for case in ET.parse(sys.argv[1]).getroot().iter("testcase"):
+    name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+    kind, msg = "passed", ""
     for child in case:
-        if child.tag in bad:
-            msg = (child.get("message") or "").splitlines()[0:1]
-            bad[child.tag].append(f"{case.get('name')}: {msg[0][:150] if msg else ''}")
-failed, errors, skipped = (len(bad[k]) for k in ("failure", "error", "skipped"))
-passed = total - failed - errors - skipped
-print(f"\ns3-tests against s3sim: {total} selected, {passed} passed, {failed} failed, "
-      f"{errors} errors, {skipped} skipped")
+        if child.tag in RANK and RANK[child.tag] > RANK[kind]:
+            kind, msg = child.tag, (child.get("message") or "").split("\n")[0][:150]
+    if RANK[kind] >= RANK[outcome.get(name, "passed")]:
+        outcome[name], message[name] = kind, msg
+count = {k: sum(1 for v in outcome.values() if v == k) for k in RANK}
+print(f"\ns3-tests against s3sim: {len(outcome)} selected, {count['passed']} passed, "
+      f"{count['failure']} failed, {count['error']} errors, {count['skipped']} skipped")
 for kind in ("failure", "error"):
-    for line in sorted(bad[kind]):
-        print(f"  {kind.upper():7} {line}")
+    for name in sorted(n for n, v in outcome.items() if v == kind):
+        print(f"  {kind.upper():7} {name}: {message[name]}")
 PY
 echo "pytest exit code $RC; log: $OUT/pytest.log; junit: $OUT/junit.xml"
 exit "$RC"
