@@ -67,8 +67,10 @@ class Buckets:
 
     def delete(self, caller: Caller, name: str) -> None:
         self._core.bucket(caller, name, "s3:DeleteBucket")
-        if not self._core.index.delete_bucket(name):
+        garbage = self._core.index.delete_bucket(name)
+        if garbage is None:
             raise S3Error("BucketNotEmpty", BucketName=name)
+        self._core.garbage.delete(garbage)
 
     def location(self, caller: Caller, name: str) -> str | None:
         """GetBucketLocation: None for us-east-1 (AWS's empty LocationConstraint)."""

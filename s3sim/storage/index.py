@@ -140,15 +140,25 @@ class Index:
             ).fetchall()
         return [BucketRow(*r) for r in rows]
 
-    def delete_bucket(self, name: str) -> bool:
-        """Delete an empty bucket (aborting nothing); False when it has objects or uploads."""
+    def delete_bucket(self, name: str) -> list[str] | None:
+        """Delete a bucket without objects, with its in-progress uploads (as S3 does).
+
+        Returns the dropped uploads' part blob ids (garbage); None when it has objects.
+        """
         with self._tx() as db:
             if db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
-                return False
-            if db.execute("SELECT 1 FROM uploads WHERE bucket=? LIMIT 1", (name,)).fetchone():
-                return False
+                return None
+            ids = [
+                u for (u,) in db.execute("SELECT upload_id FROM uploads WHERE bucket=?", (name,))
+            ]
+            blobs: list[str] = []
+            for upload_id in ids:
+                parts = db.execute("SELECT blob_id FROM parts WHERE upload_id=?", (upload_id,))
+                blobs += [b for (b,) in parts.fetchall()]
+                db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
+            db.execute("DELETE FROM uploads WHERE bucket=?", (name,))
             db.execute("DELETE FROM buckets WHERE name=?", (name,))
-            return True
+            return blobs
 
     def set_bucket_encryption(self, name: str, encryption: str | None) -> None:
         with self._tx() as db:

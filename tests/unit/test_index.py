@@ -30,13 +30,26 @@ def test_delete_bucket_refuses_when_not_empty(tmp_path):
     idx = Index(tmp_path / "i.db")
     idx.create_bucket(BucketRow("b", "111", "x", "r", 1.0))
     idx.put_object(obj("k", "blob1"))
-    assert idx.delete_bucket("b") is False
+    assert idx.delete_bucket("b") is None
+    assert idx.get_bucket("b") is not None
     idx.delete_object("b", "k")
-    idx.create_upload(UploadRow("u1", "b", "k", 1.0, "111", "{}"))
-    assert idx.delete_bucket("b") is False
-    idx.abort_upload("u1")
-    assert idx.delete_bucket("b") is True
+    assert idx.delete_bucket("b") == []
     assert idx.get_bucket("b") is None
+
+
+def test_delete_bucket_drops_in_progress_uploads(tmp_path):
+    idx = Index(tmp_path / "i.db")
+    idx.create_bucket(BucketRow("b", "111", "x", "r", 1.0))
+    idx.create_bucket(BucketRow("c", "111", "x", "r", 1.0))
+    idx.create_upload(UploadRow("u1", "b", "k", 1.0, "111", "{}"))
+    idx.create_upload(UploadRow("u2", "b", "j", 1.0, "111", "{}"))
+    idx.create_upload(UploadRow("u3", "c", "k", 1.0, "111", "{}"))
+    idx.put_part(PartRow("u1", 1, "p1", 5, "e", 1.0, "{}"))
+    idx.put_part(PartRow("u2", 1, "p2", 5, "e", 1.0, "{}"))
+    idx.put_part(PartRow("u3", 1, "p3", 5, "e", 1.0, "{}"))
+    assert sorted(idx.delete_bucket("b") or []) == ["p1", "p2"]
+    assert idx.get_upload("u1") is None and idx.list_parts("u2") == []
+    assert idx.get_upload("u3") is not None and idx.referenced_blobs() == {"p3"}
 
 
 def test_overwrite_returns_replaced_row(tmp_path):
