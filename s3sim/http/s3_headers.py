@@ -41,6 +41,7 @@ _SSEC_AND_SSE = (
     "Server Side Encryption with Customer provided key is incompatible with the encryption "
     "method specified"
 )
+_READ_SSE = "x-amz-server-side-encryption header is not supported for this operation."
 _KMS_ONLY = (
     "Server Side Encryption with AWS KMS managed key requires HTTP header "
     "x-amz-server-side-encryption : aws:kms"
@@ -124,6 +125,13 @@ def parse_sse(h: Mapping[str, str]) -> SseRequest:
     if alg == "aws:kms:dsse":
         alg = "aws:kms"
     return SseRequest(alg, key_id, ctx, ctx_b64, bucket_key, customer)
+
+
+def reject_sse_on_read(h: Mapping[str, str]) -> None:
+    """GET/HEAD carry no SSE-S3/SSE-KMS request headers (S3 decrypts by itself): 400."""
+    for name in (SSE, SSE + "-aws-kms-key-id", SSE + "-context", SSE + "-bucket-key-enabled"):
+        if name in h:
+            raise S3Error("InvalidArgument", _READ_SSE, ArgumentName=name, ArgumentValue=h[name])
 
 
 def parse_checksum(

@@ -169,6 +169,7 @@ class ObjectApi:
 
     async def get(self, req: Req, q: Any, head: bool) -> web.StreamResponse:
         h = req.headers
+        H.reject_sse_on_read(h)
         customer = H.parse_customer(h)
         self.s3.check_ssec_transport(req.secure, customer)
         cond = H.conditions(h)
@@ -314,7 +315,8 @@ class ObjectApi:
         body = X.copy_result_xml(
             "CopyPartResult", part.etag, part.last_modified, dict(part.checksums)
         )
-        return X_response(body)
+        up = self.s3.multipart.upload(req.caller, req.bucket, req.key, q["uploadId"])
+        return X_response(body, H.sse_headers(up.sse))
 
     async def complete(self, req: Req, q: Any) -> web.Response:
         parts, part_checksums = X.parse_complete(await req.body())
@@ -331,7 +333,9 @@ class ObjectApi:
             part_checksums=part_checksums,
         )
         location = f"{req.request.scheme}://{req.request.host}/{req.bucket}/{req.key}"
-        body = X.complete_xml(location, req.bucket, req.key, res.etag, dict(res.checksums))
+        body = X.complete_xml(
+            location, req.bucket, req.key, res.etag, dict(res.checksums), res.checksum_type
+        )
         headers = H.sse_headers(res.sse)
         if res.checksum_type:
             headers["x-amz-checksum-type"] = res.checksum_type

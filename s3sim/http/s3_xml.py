@@ -244,9 +244,17 @@ def create_upload_xml(up: UploadInfo) -> bytes:
 
 
 def complete_xml(
-    location: str, bucket: str, key: str, etag: str, checksums: dict[str, str]
+    location: str,
+    bucket: str,
+    key: str,
+    etag: str,
+    checksums: dict[str, str],
+    checksum_type: str | None = None,
 ) -> bytes:
+    """CompleteMultipartUploadResult; `ChecksumType` (COMPOSITE|FULL_OBJECT) with a checksum."""
     ck = "".join(el(f"Checksum{alg}", v) for alg, v in checksums.items())
+    if ck and checksum_type:
+        ck += el("ChecksumType", checksum_type)
     return doc(
         "CompleteMultipartUploadResult",
         el("Location", location),

@@ -48,9 +48,13 @@ class Buckets:
         )
         existing = self._core.index.create_bucket(row)
         if existing is not None:
-            if existing.account == caller.account:
-                raise S3Error("BucketAlreadyOwnedByYou", BucketName=name)
-            raise S3Error("BucketAlreadyExists", BucketName=name)
+            if existing.account != caller.account:
+                raise S3Error("BucketAlreadyExists", BucketName=name)
+            if existing.region == region == "us-east-1":
+                # AWS's legacy us-east-1 behaviour: re-creating your own bucket is a 200
+                # that leaves the bucket (and its contents) as it was.
+                return codec.bucket_from_row(existing)
+            raise S3Error("BucketAlreadyOwnedByYou", BucketName=name)
         return codec.bucket_from_row(row)
 
     def list(self, caller: Caller) -> list[BucketInfo]:

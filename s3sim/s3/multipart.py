@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Mapping
 from kmscore.caller import Caller
 from s3sim.s3 import codec
 from s3sim.s3.core import Core, check_key
-from s3sim.s3.crc_combine import CRCS, full_object_checksum
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import (
     ChecksumRequest,
@@ -26,6 +25,12 @@ from s3sim.s3.models import (
     SseRequest,
     UploadInfo,
 )
+from s3sim.s3.mp_checks import (
+    check_checksum_type,
+    check_copy_range,
+    completed_result,
+    upload_checksums,
+)
 from s3sim.s3.objects import (
     DEFAULT_CONTENT_TYPE,
     MAX_PUT,
@@ -35,50 +40,12 @@ from s3sim.s3.objects import (
     check_metadata,
     verify_written,
 )
-from s3sim.s3.reading import Body, parse_range
-from s3sim.storage.checksums import composite_checksum, multipart_etag
+from s3sim.s3.reading import Body
+from s3sim.storage.checksums import multipart_etag
 
 MIN_PART = 5 * 1024**2
 MAX_PARTS = 10_000
 MAX_OBJECT = 5 * 1024**4
-
-
-def check_checksum_type(algorithm: str | None, checksum_type: str | None) -> None:
-    if checksum_type is None:
-        return
-    if checksum_type not in ("COMPOSITE", "FULL_OBJECT") or algorithm is None:
-        raise S3Error(
-            "InvalidRequest",
-            "The x-amz-checksum-type header needs a valid type and x-amz-checksum-algorithm",
-        )
-    if checksum_type == "FULL_OBJECT" and algorithm not in CRCS:
-        raise S3Error(
-            "InvalidRequest",
-            f"The FULL_OBJECT checksum type cannot be used with the {algorithm.lower()} "
-            "checksum algorithm.",
-        )
-    if checksum_type == "COMPOSITE" and algorithm == "CRC64NVME":
-        raise S3Error(
-            "InvalidRequest",
-            "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.",
-        )
-
-
-def upload_checksums(
-    up: UploadInfo, chosen: list[PartInfo], full_checksum: str | None
-) -> dict[str, str]:
-    """The completed object's checksum: COMPOSITE ("-N") or FULL_OBJECT (combined CRC)."""
-    alg = up.checksum_algorithm
-    if not alg or not all(alg in p.checksums for p in chosen):
-        return {}
-    if up.checksum_type != "FULL_OBJECT":
-        return {alg: composite_checksum(alg, [p.checksums[alg] for p in chosen])}
-    value = full_object_checksum(alg, [(p.checksums[alg], p.size) for p in chosen])
-    if full_checksum is not None and full_checksum != value:
-        raise S3Error(
-            "BadDigest", f"The {alg} you specified did not match the calculated checksum."
-        )
-    return {alg: value}
 
 
 class Multipart:
@@ -223,14 +190,7 @@ class Multipart:
             raise S3Error("AccessDenied")
         src = self._objects.lookup(caller, src_bucket, src_key, "s3:GetObject")
         self.upload(caller, bucket, key, upload_id)
-        span = parse_range(source_range, src.size) if source_range else None
-        if source_range and span is None:
-            raise S3Error(
-                "InvalidArgument",
-                "The x-amz-copy-source-range value must be of the form bytes=first-last where "
-                "first and last are the zero-based offsets of the first and last bytes to copy",
-            )
-        start, end = span or (0, src.size)
+        start, end = check_copy_range(source_range, src.size) if source_range else (0, src.size)
         body = await self._objects.open_source(caller, src, source_customer, start, end)
         try:
             part = await self.upload_part(
@@ -252,7 +212,12 @@ class Multipart:
         full_checksum: str | None = None,
         part_checksums: Mapping[int, Mapping[str, str]] | None = None,
     ) -> tuple[PutResult, UploadInfo]:
-        up = self.upload(caller, bucket, key, upload_id)
+        try:
+            up = self.upload(caller, bucket, key, upload_id)
+        except S3Error as e:
+            if e.code != "NoSuchUpload":
+                raise
+            return self._completed(caller, bucket, key, upload_id, parts)
         chosen = self._check_parts(upload_id, parts)
         for p in chosen:
             for alg, value in (part_checksums or {}).get(p.part_number, {}).items():
@@ -284,11 +249,19 @@ class Multipart:
         )
         used = {p.blob_id for p in chosen}
         garbage = self._core.index.complete_upload(upload_id, codec.object_to_row(info), used)
-        if garbage is None:
-            raise S3Error("NoSuchUpload", UploadId=upload_id)
+        if garbage is None:  # a concurrent Complete (or Abort) won
+            return self._completed(caller, bucket, key, upload_id, parts)
         self._core.garbage.delete(garbage)
         result = PutResult(etag, size, up.sse, checksums, info.last_modified, info.checksum_type)
         return result, up
+
+    def _completed(
+        self, caller: Caller, bucket: str, key: str, upload_id: str, parts: list[tuple[int, str]]
+    ) -> tuple[PutResult, UploadInfo]:
+        """A retried Complete of a completed upload: the same result, as AWS answers."""
+        row = self._core.index.get_object(bucket, key)
+        info = codec.object_from_row(row) if row is not None else None
+        return completed_result(info, upload_id, [e for _, e in parts], caller.arn)
 
     def _check_parts(self, upload_id: str, parts: list[tuple[int, str]]) -> list[PartInfo]:
         if not parts:

@@ -46,8 +46,11 @@ def test_bucket_operations_and_errors(server, s3):
         Bucket="west-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
     )
     assert s3.get_bucket_location(Bucket="west-bucket")["LocationConstraint"] == "eu-west-1"
+    s3.create_bucket(Bucket="alpha-bucket")  # own bucket in us-east-1: 200 (AWS legacy)
     with pytest.raises(ClientError) as e:
-        s3.create_bucket(Bucket="alpha-bucket")
+        s3.create_bucket(
+            Bucket="west-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+        )
     assert err(e) == ("BucketAlreadyOwnedByYou", 409)
     with pytest.raises(ClientError) as e:
         server.boto("s3", identity="other").create_bucket(Bucket="alpha-bucket")

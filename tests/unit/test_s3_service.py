@@ -229,9 +229,16 @@ async def test_access_control(env):
 
 async def test_bucket_errors(env):
     s3, _, _, _ = env
-    for name, err in [("bkt", "BucketAlreadyOwnedByYou"), ("Bad_Name", "InvalidBucketName")]:
+    # us-east-1 (the env's region): re-creating your own bucket is a 200 (AWS legacy).
+    assert s3.buckets.create(ADMIN, "bkt").name == "bkt"
+    s3.buckets.create(ADMIN, "eu-bkt", "eu-west-1")
+    for name, loc, err in [
+        ("eu-bkt", "eu-west-1", "BucketAlreadyOwnedByYou"),
+        ("bkt", "eu-west-1", "BucketAlreadyOwnedByYou"),
+        ("Bad_Name", None, "InvalidBucketName"),
+    ]:
         with pytest.raises(S3Error) as e:
-            s3.buckets.create(ADMIN, name)
+            s3.buckets.create(ADMIN, name, loc)
         assert e.value.code == err
     with pytest.raises(S3Error) as e:
         s3.buckets.create(OTHER, "bkt")
