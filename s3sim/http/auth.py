@@ -38,6 +38,10 @@ class RequestAuth:
     presigned: bool = False
     payload_hash: str = sigv4.UNSIGNED_PAYLOAD  # what the signature covers
     signing: sigv4.StreamSigning | None = None  # for aws-chunked signed bodies
+    anonymous: bool = False  # unsigned S3 request: the S3 adapter answers it (never allowed)
+
+
+ANONYMOUS = Identity("", "", "anonymous", "", ())
 
 
 def wall_now(clock: Clock) -> datetime:
@@ -96,6 +100,8 @@ class Authenticator:
             return self._authenticate_v2(request, raw_path, raw_query)
         try:
             info = sigv4.find_signature(raw_query, headers)
+            if info is None and service == "s3":
+                return self._anonymous(request)
             if info is None:
                 raise HttpError("missing_auth")
             service = info.scope.service
@@ -128,6 +134,12 @@ class Authenticator:
             payload_hash=payload_hash,
             signing=signing,
         )
+
+    def _anonymous(self, request: Any) -> RequestAuth:
+        """An unsigned S3 request: S3 says NoSuchBucket before AccessDenied (s3_api.py)."""
+        caller = ANONYMOUS.caller(request.remote or "", request.headers.get("User-Agent", ""))
+        request_id = new_request_id("s3", self.rng)
+        return RequestAuth(ANONYMOUS, caller, "s3", self.region, request_id, anonymous=True)
 
     def _authenticate_v2(self, request: Any, raw_path: str, raw_query: str) -> RequestAuth:
         """S3 presigned URL with Signature Version 2 (boto3's default for custom endpoints)."""

@@ -67,6 +67,8 @@ class S3Api:
         bucket, key = target(request)
         req = Req(request, auth, bucket, key)
         try:
+            if auth.anonymous:
+                self._deny_anonymous(bucket, creating=request.method == "PUT" and not key)
             owner = request.headers.get("x-amz-expected-bucket-owner")
             self.s3.check_expected_owner(bucket, owner)
             resp = await self._dispatch(req)
@@ -74,6 +76,13 @@ class S3Api:
             return error_response(request, err, auth.request_id)
         resp.headers.setdefault("x-amz-request-id", auth.request_id)
         return resp
+
+    def _deny_anonymous(self, bucket: str, creating: bool) -> None:
+        """Unsigned requests are never allowed (no ACLs or policies here), but S3 checks
+        that the bucket exists first: NoSuchBucket (404), then AccessDenied (403)."""
+        if bucket and not creating and not self.s3.bucket_exists(bucket):
+            raise S3Error("NoSuchBucket", BucketName=bucket)
+        raise S3Error("AccessDenied")
 
     async def _dispatch(self, req: Req) -> web.StreamResponse:
         q, m = req.request.query, req.request.method

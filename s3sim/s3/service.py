@@ -71,6 +71,10 @@ class S3Service:
                 "made over a secure connection.",
             )
 
+    def bucket_exists(self, name: str) -> bool:
+        """Whether a bucket of that name exists (anyone's; for unsigned requests' errors)."""
+        return self.core.is_staging(name) or self.core.index.get_bucket(name) is not None
+
     def check_expected_owner(self, bucket: str, account: str | None) -> None:
         """x-amz-expected-bucket-owner: AccessDenied when the bucket has another owner."""
         if account is None or not bucket:

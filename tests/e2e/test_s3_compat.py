@@ -306,3 +306,47 @@ def test_create_someone_elses_bucket_is_already_exists(module_server, bucket):
     with pytest.raises(ClientError) as e:
         module_server.boto("s3", identity="other").create_bucket(Bucket=bucket)
     assert err(e) == ("BucketAlreadyExists", 409)
+
+
+def unsigned(server):
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    return server.boto("s3", config=Config(signature_version=UNSIGNED))
+
+
+@pytest.mark.parametrize("op", ["get_object", "head_object", "delete_object", "put_object"])
+def test_unsigned_request_to_missing_bucket_is_no_such_bucket(module_server, op):
+    anon = unsigned(module_server)
+    with pytest.raises(ClientError) as e:
+        getattr(anon, op)(Bucket="c-gone-" + os.urandom(4).hex(), Key="k")
+    assert err(e) == ("404" if op == "head_object" else "NoSuchBucket", 404)
+
+
+def test_unsigned_request_to_existing_bucket_is_denied(module_server, s3, bucket):
+    s3.put_object(Bucket=bucket, Key="k", Body=b"secret")
+    anon = unsigned(module_server)
+    for call in (
+        lambda: anon.get_object(Bucket=bucket, Key="k"),
+        lambda: anon.get_object(Bucket=bucket, Key="missing"),
+        lambda: anon.list_objects_v2(Bucket=bucket),
+        lambda: anon.delete_object(Bucket=bucket, Key="k"),
+        lambda: anon.put_object(Bucket=bucket, Key="k", Body=b"x"),
+        lambda: anon.delete_bucket(Bucket=bucket),
+        lambda: anon.list_buckets(),
+    ):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert err(e) == ("AccessDenied", 403)
+    with pytest.raises(ClientError) as e:
+        anon.create_bucket(Bucket="c-new-" + os.urandom(4).hex())
+    assert err(e) == ("AccessDenied", 403)
+    assert s3.get_object(Bucket=bucket, Key="k")["Body"].read() == b"secret"
+
+
+def test_unsigned_request_body_is_not_read(module_server, bucket):
+    import requests
+
+    r = requests.put(f"{module_server.endpoint}/{bucket}/k", data=b"x" * 100_000, timeout=5)
+    assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text
+    assert f"<Resource>/{bucket}/k</Resource>" in r.text
