@@ -8,8 +8,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from botocore.exceptions import ClientError
 
-pytest.importorskip("s3sim.server")
-
 
 @pytest.fixture
 def kms(server):

@@ -8,12 +8,9 @@ import threading
 import uuid
 from collections import Counter
 
-import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tests.e2e.connect_helpers import items, new_instance, s3_config, staging_key, wait_until
-
-pytest.importorskip("s3sim.server")
 
 BURST = 200
 

@@ -19,8 +19,6 @@ from tests.e2e.connect_helpers import (
     wait_until,
 )
 
-pytest.importorskip("s3sim.server")
-
 
 @pytest.fixture
 def clients(server):

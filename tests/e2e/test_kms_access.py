@@ -7,8 +7,6 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-pytest.importorskip("s3sim.server")
-
 ACCT, OTHER = "111122223333", "444455556666"
 ALICE = f"arn:aws:iam::{ACCT}:user/alice"
 ROOT_ALL = {

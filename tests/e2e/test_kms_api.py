@@ -8,8 +8,6 @@ import os
 import pytest
 from botocore.exceptions import ClientError
 
-pytest.importorskip("s3sim.server")
-
 ACCT = "111122223333"
 
 

@@ -8,8 +8,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-pytest.importorskip("s3sim.server")
-
 DAY = 86400
 
 
