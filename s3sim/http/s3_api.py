@@ -67,7 +67,7 @@ class S3Api:
         bucket, key = target(request)
         req = Req(request, auth, bucket, key)
         try:
-            if auth.anonymous:
+            if getattr(auth, "anonymous", False):
                 self._deny_anonymous(bucket, creating=request.method == "PUT" and not key)
             owner = request.headers.get("x-amz-expected-bucket-owner")
             self.s3.check_expected_owner(bucket, owner)
