@@ -235,6 +235,25 @@ class PayloadCipher:
         except InvalidTag:
             raise PayloadError(f"chunk {index} failed authentication") from None
 
+    def seal_chunk_into(
+        self, index: int, plaintext: bytes | memoryview, final: bool, out: memoryview
+    ) -> int:
+        """seal_chunk writing into `out` (exactly len(plaintext) + TAG_LEN bytes)."""
+        return self._aead.encrypt_into(nonce(index, final), plaintext, None, out)
+
+    def open_chunk_into(
+        self, index: int, chunk: bytes | memoryview, final: bool, out: memoryview
+    ) -> int:
+        """open_chunk writing into `out` (exactly len(chunk) - TAG_LEN bytes).
+
+        On failure `out` holds unauthenticated bytes: the caller must discard it."""
+        if len(chunk) < TAG_LEN:
+            raise PayloadError(f"chunk {index} is shorter than a tag")
+        try:
+            return self._aead.decrypt_into(nonce(index, final), chunk, None, out)
+        except InvalidTag:
+            raise PayloadError(f"chunk {index} failed authentication") from None
+
 
 def derive_payload_key(data_key: bytes, header_bytes: bytes, salt: bytes) -> PayloadCipher:
     """Keys for a file whose header (without prefix) is `header_bytes`."""

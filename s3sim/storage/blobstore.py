@@ -70,6 +70,13 @@ class BlobStore:
         except FileNotFoundError:
             raise MissingBlob(blob_id) from None
 
+    def open_fd(self, blob_id: str) -> int:
+        """A raw read-only file descriptor (the caller closes it)."""
+        try:
+            return os.open(self.path(blob_id), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise MissingBlob(blob_id) from None
+
     def exists(self, blob_id: str) -> bool:
         return self.path(blob_id).is_file()
 

@@ -11,9 +11,11 @@ CorruptObject; no unauthenticated byte is ever returned.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -24,7 +26,13 @@ from s3sim.storage.blobstore import BlobStore, BlobWriter
 from s3sim.storage.checksums import MultiHasher
 from s3sim.storage.errors import CorruptObject, StorageError
 
-BATCH_BYTES = 1 << 20
+Buffer = bytes | bytearray | memoryview
+BATCH_BYTES = 1 << 20  # plaintext per write job
+READ_BATCH = 1 << 20  # plaintext per read job
+READ_AHEAD = 2  # read jobs in flight
+RAW_READ = 256 << 10  # file bytes per read syscall of a read job
+INLINE_PLAIN_MAX = 128 << 10  # objects this small are opened on the event loop ...
+INLINE_FILE_MAX = 256 << 10  # ... and files this small are decrypted whole when opened
 T = TypeVar("T")
 
 
@@ -85,36 +93,45 @@ class _Sealer:
         self.writer: BlobWriter | None = None
         self.lock = threading.Lock()
         self.closed = False
+        self.out = bytearray(0)  # sealed bytes of one job (jobs never overlap: lock)
 
-    def hash(self, data: bytes) -> None:
+    def hash(self, data: Buffer) -> None:
         """Runs beside `seal` of the same batch: hashlib releases the GIL, AES does not."""
         self.hasher.update(data)
 
-    def seal(self, data: bytes, final: bool, fsync: bool, hash_too: bool) -> str | None:
+    def seal(self, data: Buffer, final: bool, fsync: bool, hash_too: bool) -> str | None:
         """Seal full chunks of `data` (and, if final, the short last one); write them."""
         with self.lock:
             if self.closed:
                 raise StorageError("write aborted")
             if self.writer is None:
                 self.writer = self.store.create()
-                out: list[bytes | memoryview] = [self.lead]
-            else:
-                out = []
+                self.writer.write(self.lead)
             view = memoryview(data)
             if hash_too:
                 self.hasher.update(view)
-            self.size += len(data)
-            for off in range(0, len(data) - (len(data) % self.cs if final else 0), self.cs):
-                out.append(self.cipher.seal_chunk(self.index, view[off : off + self.cs], False))
-                self.index += 1
-            if final:
-                tail = view[len(data) - len(data) % self.cs :]
-                out.append(self.cipher.seal_chunk(self.index, tail, True))
-            self.writer.writev(out)
+            self.size += len(view)
+            self.writer.write(self._seal_into(view, final))
             if not final:
                 return None
             self.closed = True
             return self.writer.commit(fsync)
+
+    def _seal_into(self, view: memoryview, final: bool) -> memoryview:
+        """Encrypt `view` (whole chunks, or anything if final) into the reused out buffer."""
+        cs, tag = self.cs, env.TAG_LEN
+        count = len(view) // cs + (1 if final else 0)
+        need = len(view) + count * tag
+        if len(self.out) < need:
+            self.out = bytearray(need)
+        dst = memoryview(self.out)
+        for k in range(count):
+            pt = view[k * cs : (k + 1) * cs]
+            o = k * (cs + tag)
+            last = final and k == count - 1
+            self.cipher.seal_chunk_into(self.index, pt, last, dst[o : o + len(pt) + tag])
+            self.index += 1
+        return dst[:need]
 
     def abort(self) -> None:
         with self.lock:
@@ -147,27 +164,33 @@ async def write_object(
     )
     sealer = _Sealer(store, data_key, full, checksum_algorithms)
     do_fsync = store.fsync if fsync is None else fsync
-    batch, buf = _batch_bytes(chunk_size), bytearray()
+    batch = _batch_bytes(chunk_size)
+    fill, pos = bytearray(batch), 0
     pending: asyncio.Future[Any] | None = None
     loop = asyncio.get_running_loop()
     try:
         async for piece in chunks:
-            buf += piece
-            off = 0
-            while len(buf) - off >= batch:  # a huge piece becomes several bounded jobs
-                data = bytes(buf[off : off + batch])
-                off += batch
+            view, i = memoryview(piece), 0
+            while i < len(view):  # a huge piece becomes several bounded jobs
+                k = min(batch - pos, len(view) - i)
+                fill[pos : pos + k] = view[i : i + k]
+                pos, i = pos + k, i + k
+                if pos < batch:
+                    break
                 if pending is not None:
                     await pending
                 pending = asyncio.gather(
-                    loop.run_in_executor(executor, sealer.hash, data),
-                    loop.run_in_executor(executor, sealer.seal, data, False, do_fsync, False),
+                    loop.run_in_executor(executor, sealer.hash, fill),
+                    loop.run_in_executor(executor, sealer.seal, fill, False, do_fsync, False),
                 )
-            if off:
-                del buf[:off]
+                fill, pos = bytearray(batch), 0
         if pending is not None:
             await pending
-        blob_id = await _run(executor, sealer.seal, bytes(buf), True, do_fsync, True)
+        tail = memoryview(fill)[:pos]
+        if not do_fsync and pos <= INLINE_PLAIN_MAX:  # no disk wait: cheaper than a hop
+            blob_id = sealer.seal(tail, True, False, True)
+        else:
+            blob_id = await _run(executor, sealer.seal, tail, True, do_fsync, True)
     except BaseException:
         await _abort(executor, sealer, pending)
         raise
@@ -185,18 +208,24 @@ async def write_object(
     )
 
 
-def _close_after(job: asyncio.Future | None, fd: int) -> None:
-    """Close fd now, or once an abandoned job that reads it is done (no await needed)."""
-    if job is None or job.done():
-        _settle_sync(job)
+def _close_after(jobs: list[asyncio.Future], fd: int) -> None:
+    """Close fd now, or once the abandoned jobs that read it are done (no await needed)."""
+    left = [j for j in jobs if not j.done()]
+    for j in jobs:
+        _settle_sync(j)
+    if not left:
         os.close(fd)
         return
+    count = [len(left)]
 
     def done(f: asyncio.Future) -> None:
         _settle_sync(f)
-        os.close(fd)
+        count[0] -= 1
+        if not count[0]:
+            os.close(fd)
 
-    job.add_done_callback(done)
+    for j in left:
+        j.add_done_callback(done)
 
 
 def _settle_sync(f: asyncio.Future | None) -> None:
@@ -230,6 +259,11 @@ def _pread(fd: int, n: int, offset: int) -> bytes:
     return data
 
 
+def _preadv(fd: int, buf: memoryview, offset: int) -> None:
+    if os.preadv(fd, [buf], offset) != len(buf):
+        raise env.PayloadError("short read (file changed under the reader?)")
+
+
 def _compare(found: env.Header, expected: ObjectHeader) -> None:
     env.check_binding(
         found,
@@ -241,45 +275,144 @@ def _compare(found: env.Header, expected: ObjectHeader) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Verified:
+    """A file whose header, commitment and size were checked against the index."""
+
+    cipher: env.PayloadCipher
+    header: env.Header
+    layout: env.Layout
+    size: int
+    file_size: int
+
+
+def _verify_lead(
+    prefix: bytes,
+    header_bytes: bytes,
+    commitment: bytes,
+    file_size: int,
+    data_key: bytes,
+    expected: ObjectHeader,
+    size: int | None,
+    salt: bytes | None,
+) -> _Verified:
+    header = env.decode_header(header_bytes)
+    _compare(header, expected)
+    if salt is not None and header.salt != salt:
+        raise env.HeaderError("header salt does not match the index (another file)")
+    cipher = env.PayloadCipher(data_key, prefix + header_bytes, header.salt)
+    cipher.check_commitment(commitment)
+    layout = env.Layout(len(header_bytes), header.chunk_size)
+    plain = layout.plaintext_size(file_size)
+    if size is not None and plain != size:
+        raise env.PayloadError(f"object holds {plain} bytes, the index says {size}")
+    return _Verified(cipher, header, layout, plain, file_size)
+
+
+def _open_sync(
+    store: BlobStore,
+    blob_id: str,
+    data_key: bytes,
+    expected: ObjectHeader,
+    size: int | None,
+    salt: bytes | None,
+) -> tuple[_Verified, bytes | None]:
+    """Verify a file; a small one (<= INLINE_FILE_MAX) is read whole and decrypted at
+    once (its plaintext returned), a big one has only its last chunk checked."""
+    fd = store.open_fd(blob_id)
+    try:
+        file_size = os.fstat(fd).st_size
+        if file_size <= INLINE_FILE_MAX:
+            return _verify_whole(_pread(fd, file_size, 0), data_key, expected, size, salt)
+        prefix = _pread(fd, env.PREFIX_LEN, 0)
+        n = env.parse_prefix(prefix, file_size)
+        lead = _pread(fd, n + env.COMMIT_LEN, env.PREFIX_LEN)
+        v = _verify_lead(prefix, lead[:n], lead[n:], file_size, data_key, expected, size, salt)
+        last = v.layout.chunk_count(v.size) - 1
+        off = v.layout.chunk_offset(last)
+        v.cipher.open_chunk(last, _pread(fd, file_size - off, off), True)
+    finally:
+        os.close(fd)
+    return v, None
+
+
+def _verify_whole(
+    raw: bytes, data_key: bytes, expected: ObjectHeader, size: int | None, salt: bytes | None
+) -> tuple[_Verified, bytes]:
+    """Verify a whole file held in memory and decrypt every chunk of it."""
+    p = env.PREFIX_LEN
+    n = env.parse_prefix(raw[:p], len(raw))
+    head, commit = raw[p : p + n], raw[p + n : p + n + env.COMMIT_LEN]
+    v = _verify_lead(raw[:p], head, commit, len(raw), data_key, expected, size, salt)
+    lay, count = v.layout, v.layout.chunk_count(v.size)
+    view = memoryview(raw)
+    parts = [
+        v.cipher.open_chunk(i, view[lay.chunk_offset(i) : lay.chunk_offset(i + 1)], i == count - 1)
+        for i in range(count)
+    ]
+    return v, parts[0] if count == 1 else b"".join(parts)
+
+
 class ObjectReader:
-    """A verified object file; iter_range decrypts only the chunks a range covers."""
+    """A verified object file; iter_range decrypts only the chunks a range covers.
+
+    A small file was decrypted whole when it was opened (every chunk authenticated);
+    a big one is read in READ_BATCH jobs, READ_AHEAD of them in flight."""
 
     def __init__(
         self,
         store: BlobStore,
         blob_id: str,
-        cipher: env.PayloadCipher,
-        header: env.Header,
-        layout: env.Layout,
-        size: int,
-        file_size: int,
+        verified: _Verified,
+        plain: bytes | None,
         executor: Executor | None,
     ) -> None:
-        self.store, self.blob_id, self.header = store, blob_id, header
-        self.size, self.file_size = size, file_size
-        self._cipher, self._layout, self._executor = cipher, layout, executor
-        self._last = layout.chunk_count(size) - 1
-        self.chunks_opened = 0
+        self.store, self.blob_id, self.header = store, blob_id, verified.header
+        self.size, self.file_size = verified.size, verified.file_size
+        self._cipher, self._layout, self._executor = verified.cipher, verified.layout, executor
+        self._last = self._layout.chunk_count(self.size) - 1
+        self._plain = plain
+        self._raw_pool: list[bytearray] = []
+        self.chunks_opened = self._last + 1 if plain is not None else 0
 
     def _open_chunks(self, fd: int, first: int, last: int, start: int, end: int) -> bytes:
-        """Decrypt chunks first..last and keep plaintext bytes [start, end) of the object."""
+        """Decrypt chunks first..last and keep plaintext bytes [start, end) of the object.
+
+        Reads RAW_READ-sized runs of chunks into a pooled buffer and decrypts them into a
+        fresh one (the consumer keeps it); nothing is returned unless every chunk of the
+        batch authenticated."""
         lay, cs = self._layout, self._layout.chunk_size
-        lo = lay.chunk_offset(first)
-        hi = min(lay.chunk_offset(last + 1), self.file_size)
-        raw = memoryview(_pread(fd, hi - lo, lo))
-        out = []
-        for i in range(first, last + 1):
-            off = lay.chunk_offset(i) - lo
-            plain = self._cipher.open_chunk(i, raw[off : off + lay.stride], i == self._last)
-            self.chunks_opened += 1
-            base = i * cs
-            out.append(plain[max(start - base, 0) : max(min(end - base, len(plain)), 0)])
-        return b"".join(out)
+        per_read = max(1, RAW_READ // lay.stride)
+        pool = self._raw_pool
+        buf = pool.pop() if pool else bytearray(per_read * lay.stride)
+        if len(buf) < per_read * lay.stride:
+            buf = bytearray(per_read * lay.stride)
+        base = first * cs
+        out = bytearray(min((last + 1) * cs, self.size) - base)
+        dst = memoryview(out)
+        try:
+            for run in range(first, last + 1, per_read):
+                lo = lay.chunk_offset(run)
+                hi = min(lay.chunk_offset(min(run + per_read, last + 1)), self.file_size)
+                raw = memoryview(buf)[: hi - lo]
+                _preadv(fd, raw, lo)
+                for i in range(run, min(run + per_read, last + 1)):
+                    ct = raw[(i - run) * lay.stride : (i - run + 1) * lay.stride]
+                    p = i * cs - base
+                    self._cipher.open_chunk_into(
+                        i, ct, i == self._last, dst[p : p + len(ct) - env.TAG_LEN]
+                    )
+                raw.release()
+            self.chunks_opened += last + 1 - first
+        finally:
+            pool.append(buf)
+        lo_keep, hi_keep = max(start - base, 0), min(end - base, len(out))
+        if lo_keep == 0 and hi_keep == len(out):
+            return out  # type: ignore[return-value]  # bytes-like, never written again
+        return bytes(dst[lo_keep:hi_keep])
 
     def _open_fd(self) -> int:
-        f = self.store.open_read(self.blob_id)
-        fd = os.dup(f.fileno())
-        f.close()
+        fd = self.store.open_fd(self.blob_id)
         if os.fstat(fd).st_size != self.file_size:
             os.close(fd)
             raise env.PayloadError("file size changed since it was verified")
@@ -292,65 +425,41 @@ class ObjectReader:
             raise ValueError(f"range [{start}, {end}) outside object of {self.size} bytes")
         if start == end:
             return
+        if self._plain is not None:
+            yield self._plain[start:end]
+            return
         span = self._layout.chunk_range_for(start, end, self.size)
-        step = max(1, BATCH_BYTES // self._layout.chunk_size)
-        fd = await self._guard(self._open_fd)
-        job: asyncio.Future[bytes] | None = None
+        step = max(1, READ_BATCH // self._layout.chunk_size)
+        firsts = iter(range(span.first, span.last + 1, step))
+        fd = await self._guard(_run(self._executor, self._open_fd))
+        jobs: deque[asyncio.Future[bytes]] = deque()
         try:
-            firsts = list(range(span.first, span.last + 1, step))
-            job = self._batch(fd, firsts[0], span.last, step, start, end)
-            for k in range(len(firsts)):
-                data = await job
-                job = None
-                if k + 1 < len(firsts):
-                    job = self._batch(fd, firsts[k + 1], span.last, step, start, end)
+            for first in itertools.islice(firsts, READ_AHEAD):
+                jobs.append(self._batch(fd, first, span.last, step, start, end))
+            while jobs:
+                data = await self._guard(jobs[0])
+                jobs.popleft()
+                nxt = next(firsts, None)
+                if nxt is not None:
+                    jobs.append(self._batch(fd, nxt, span.last, step, start, end))
                 yield data
         finally:
-            _close_after(job, fd)
+            _close_after(list(jobs), fd)
 
     def _batch(
         self, fd: int, first: int, last: int, step: int, start: int, end: int
     ) -> asyncio.Future[bytes]:
         hi = min(first + step - 1, last)
-        return asyncio.ensure_future(self._guard(self._open_chunks, fd, first, hi, start, end))
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, self._open_chunks, fd, first, hi, start, end)
 
-    async def _guard(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return await _run(self._executor, fn, *args)
+    async def _guard(self, job: Awaitable[T]) -> T:
+        try:  # shielded: a cancelled reader must not close the fd under a running job
+            return await asyncio.shield(job)
         except env.EnvelopeError as e:
             raise CorruptObject(str(e), e.failure, self.blob_id) from None
         except OSError as e:
             raise CorruptObject(f"read failed: {e}", "payload", self.blob_id) from None
-
-
-def _open_sync(
-    store: BlobStore,
-    blob_id: str,
-    data_key: bytes,
-    expected: ObjectHeader,
-    size: int | None,
-    salt: bytes | None,
-) -> tuple[env.PayloadCipher, env.Header, env.Layout, int, int]:
-    with store.open_read(blob_id) as f:
-        fd = f.fileno()
-        file_size = os.fstat(fd).st_size
-        prefix = os.pread(fd, env.PREFIX_LEN, 0)
-        n = env.parse_prefix(prefix, file_size)
-        header_bytes = _pread(fd, n, env.PREFIX_LEN)
-        header = env.decode_header(header_bytes)
-        _compare(header, expected)
-        if salt is not None and header.salt != salt:
-            raise env.HeaderError("header salt does not match the index (another file)")
-        cipher = env.PayloadCipher(data_key, prefix + header_bytes, header.salt)
-        cipher.check_commitment(_pread(fd, env.COMMIT_LEN, env.PREFIX_LEN + n))
-        layout = env.Layout(n, header.chunk_size)
-        plain = layout.plaintext_size(file_size)
-        if size is not None and plain != size:
-            raise env.PayloadError(f"object holds {plain} bytes, the index says {size}")
-        last = layout.chunk_count(plain) - 1
-        off = layout.chunk_offset(last)
-        cipher.open_chunk(last, _pread(fd, file_size - off, off), True)
-    return cipher, header, layout, plain, file_size
 
 
 async def open_object(
@@ -366,9 +475,15 @@ async def open_object(
     """Verify header (against `expected`, from the index), commitment, size and last chunk.
 
     `size` and `salt`, when the index keeps them, pin this exact file: with them even a
-    file of the same object written earlier under the same data key is refused."""
+    file of the same object written earlier under the same data key is refused. An
+    object the index says is small is verified on the event loop (microseconds: far less
+    than a thread hand-off); others, and files bigger than the index says, in a thread."""
+    args = (store, blob_id, data_key, expected, size, salt)
     try:
-        parts = await _run(executor, _open_sync, store, blob_id, data_key, expected, size, salt)
+        if size is not None and size <= INLINE_PLAIN_MAX:
+            parts = _open_sync(*args)
+        else:
+            parts = await _run(executor, _open_sync, *args)
     except env.EnvelopeError as e:
         raise CorruptObject(str(e), e.failure, blob_id) from None
     except CorruptObject:

@@ -127,13 +127,18 @@ async def test_range_read_decrypts_only_the_chunks_it_needs(store, monkeypatch):
     data = os.urandom(256 * CS)
     w = await write(store, data)
     calls: list[int] = []
-    real = env.PayloadCipher.open_chunk
+    real, real_into = env.PayloadCipher.open_chunk, env.PayloadCipher.open_chunk_into
 
     def counting(self, index, chunk, final):
         calls.append(index)
         return real(self, index, chunk, final)
 
+    def counting_into(self, index, chunk, final, out):
+        calls.append(index)
+        return real_into(self, index, chunk, final, out)
+
     monkeypatch.setattr(env.PayloadCipher, "open_chunk", counting)
+    monkeypatch.setattr(env.PayloadCipher, "open_chunk_into", counting_into)
     reader = await of.open_object(store, w.blob_id, KEY, HDR)
     assert calls == [256]  # only the (empty) final chunk, checked before any byte
     calls.clear()
@@ -335,12 +340,27 @@ async def test_wrong_key_and_wrong_size(store):
 
 
 async def test_file_changed_after_open_fails_the_read(store):
-    w = await write(store, b"x" * 100)
+    w = await write(store, b"x" * (of.INLINE_FILE_MAX + 1))  # streamed, not held
     reader = await of.open_object(store, w.blob_id, KEY, HDR)
     mutate(store.path(w.blob_id), lambda b: b + b"\0")
     with pytest.raises(CorruptObject):
         async for _ in reader.iter_range():
             pass
+
+
+@pytest.mark.parametrize("size", [None, 100])
+async def test_small_file_is_authenticated_whole_at_open(store, size):
+    data = os.urandom(3 * CS + 10)
+    w = await write(store, data)
+    mutate(store.path(w.blob_id), flip_at(env.Layout(w.header_len, CS).chunk_offset(1)))
+    with pytest.raises(CorruptObject) as e:  # a middle chunk: caught before any byte
+        await of.open_object(store, w.blob_id, KEY, HDR, size and len(data))
+    assert e.value.failure == "payload"
+    w = await write(store, b"y" * 100)
+    reader = await of.open_object(store, w.blob_id, KEY, HDR, size)
+    assert reader.chunks_opened == 1
+    store.delete(w.blob_id)  # served from the verified plaintext it read
+    assert b"".join([c async for c in reader.iter_range(1, 4)]) == b"yyy"
 
 
 async def test_missing_and_invalid_blob_ids(store):
