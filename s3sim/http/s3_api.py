@@ -148,7 +148,19 @@ class S3Api:
         return xml(X.acl_xml(self.s3.buckets.acl_owner(req.caller, req.bucket)))
 
     def _list_buckets(self, req: Req) -> web.Response:
-        return xml(X.list_buckets_xml(self.s3.buckets.list(req.caller), req.caller.account))
+        q = req.request.query
+        limit = int_param(q, "max-buckets", 10_000, 1, 10_000) if "max-buckets" in q else None
+        token = q.get("continuation-token") or None
+        prefix = q.get("prefix")
+        buckets, last = self.s3.buckets.list(
+            req.caller,
+            prefix=prefix or "",
+            region=q.get("bucket-region") or None,
+            after=decode_token(token) if token else "",
+            limit=limit,
+        )
+        nxt = encode_token(last) if last is not None else None
+        return xml(X.list_buckets_xml(buckets, req.caller.account, nxt, prefix))
 
     def _list_common(self, req: Req, q: Any, marker: str | None, action: str) -> Any:
         prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
@@ -170,7 +182,8 @@ class S3Api:
     def _list_v2(self, req: Req, q: Any) -> web.Response:
         token = q.get("continuation-token")
         start_after = q.get("start-after")
-        marker = decode_token(token) if token is not None else start_after
+        # An empty token is no token (the listing starts over); it is echoed as sent.
+        marker = decode_token(token) if token else start_after
         page, prefix, delim, mk, url = self._list_common(req, q, marker, "s3:ListBucket")
         nxt = encode_token(page.next_marker) if page.is_truncated and page.next_marker else None
         body = X.list_v2_xml(

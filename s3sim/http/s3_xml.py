@@ -50,13 +50,24 @@ def error_xml(err: S3Error, resource: str, request_id: str) -> bytes:
     return (DECL + body).encode()
 
 
-def list_buckets_xml(buckets: Iterable[BucketInfo], account: str) -> bytes:
+def list_buckets_xml(
+    buckets: Iterable[BucketInfo],
+    account: str,
+    next_token: str | None = None,
+    prefix: str | None = None,
+) -> bytes:
     items = "".join(
         f"<Bucket>{el('Name', b.name)}{el('CreationDate', iso(b.created))}"
         f"{el('BucketRegion', b.region)}</Bucket>"
         for b in buckets
     )
-    return doc("ListAllMyBucketsResult", owner(account), f"<Buckets>{items}</Buckets>")
+    return doc(
+        "ListAllMyBucketsResult",
+        owner(account),
+        f"<Buckets>{items}</Buckets>",
+        el("ContinuationToken", next_token),
+        el("Prefix", prefix),
+    )
 
 
 def location_xml(region: str | None) -> bytes:

@@ -57,10 +57,27 @@ class Buckets:
             raise S3Error("BucketAlreadyOwnedByYou", BucketName=name)
         return codec.bucket_from_row(row)
 
-    def list(self, caller: Caller) -> list[BucketInfo]:
+    def list(
+        self,
+        caller: Caller,
+        *,
+        prefix: str = "",
+        region: str | None = None,
+        after: str = "",
+        limit: int | None = None,
+    ) -> tuple[list[BucketInfo], str | None]:
+        """ListBuckets: the caller's buckets by name (after `after`), at most `limit`;
+        with the last name returned when more follow (the continuation point)."""
         if not caller.iam_allows("s3:ListAllMyBuckets"):
             raise S3Error("AccessDenied")
-        return [codec.bucket_from_row(r) for r in self._core.index.list_buckets(caller.account)]
+        rows = [
+            r
+            for r in self._core.index.list_buckets(caller.account)
+            if r.name.startswith(prefix) and r.name > after and region in (None, r.region)
+        ]
+        if limit is not None and len(rows) > limit:
+            return [codec.bucket_from_row(r) for r in rows[:limit]], rows[limit - 1].name
+        return [codec.bucket_from_row(r) for r in rows], None
 
     def head(self, caller: Caller, name: str) -> BucketInfo:
         return self._core.bucket(caller, name, "s3:ListBucket")

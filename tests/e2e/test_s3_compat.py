@@ -350,3 +350,40 @@ def test_unsigned_request_body_is_not_read(module_server, bucket):
     r = requests.put(f"{module_server.endpoint}/{bucket}/k", data=b"x" * 100_000, timeout=5)
     assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text
     assert f"<Resource>/{bucket}/k</Resource>" in r.text
+
+
+def test_list_buckets_paginated(module_server):
+    s3 = module_server.boto("s3", identity="alice")
+    mine = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    names = sorted("c-page-" + os.urandom(3).hex() + str(i) for i in range(3))
+    for n in names:
+        s3.create_bucket(Bucket=n)
+    expected = sorted(mine | set(names))
+    seen, token = [], None
+    while True:
+        kw = {"ContinuationToken": token} if token else {}
+        r = s3.list_buckets(MaxBuckets=2, **kw)
+        assert len(r["Buckets"]) <= 2
+        seen += [b["Name"] for b in r["Buckets"]]
+        token = r.get("ContinuationToken")
+        if not token:
+            break
+    assert seen == expected
+    r = s3.list_buckets(MaxBuckets=len(expected))
+    assert [b["Name"] for b in r["Buckets"]] == expected and "ContinuationToken" not in r
+    r = s3.list_buckets(Prefix="c-page-")
+    assert [b["Name"] for b in r["Buckets"]] == names and r["Prefix"] == "c-page-"
+    with pytest.raises(ClientError) as e:
+        s3.list_buckets(MaxBuckets=10_001)
+    assert err(e) == ("InvalidArgument", 400)
+    with pytest.raises(ClientError) as e:
+        s3.list_buckets(ContinuationToken="not-a-token")
+    assert err(e) == ("InvalidArgument", 400)
+
+
+def test_list_objects_v2_empty_continuation_token(s3, bucket):
+    for k in ("bar", "baz", "foo"):
+        s3.put_object(Bucket=bucket, Key=k, Body=b"")
+    r = s3.list_objects_v2(Bucket=bucket, ContinuationToken="")
+    assert r["ContinuationToken"] == "" and r["IsTruncated"] is False
+    assert [o["Key"] for o in r["Contents"]] == ["bar", "baz", "foo"]
