@@ -5,29 +5,19 @@ X-Amz-Target "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvent
 
 from __future__ import annotations
 
-import asyncio
 import json
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from kmscore import KMS, Caller
 from kmscore.audit import InvalidLookupAttributesException, InvalidNextTokenException, username
+from s3sim.http.awsjson import Json, WireError, json_handler
 
 TARGET_PREFIX = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
-CONTENT_TYPE = "application/x-amz-json-1.1"
-BODY_LIMIT = 64 * 1024
-
-Json = dict[str, Any]
-
-
-class CloudTrailError(Exception):
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 def _time(value: Any, name: str) -> datetime | None:
@@ -38,7 +28,7 @@ def _time(value: Any, name: str) -> datetime | None:
             return datetime.fromtimestamp(value, tz=UTC)
         return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except (ValueError, OverflowError, OSError):
-        raise CloudTrailError("InvalidTimeRangeException", f"Invalid {name}") from None
+        raise WireError("InvalidTimeRangeException", f"Invalid {name}") from None
 
 
 def event_entry(rec: Json) -> Json:
@@ -68,23 +58,21 @@ def lookup_events(kms: KMS, caller: Caller, params: Json) -> Json:
     attrs = []
     for a in params.get("LookupAttributes") or ():
         if not isinstance(a, dict) or "AttributeKey" not in a or "AttributeValue" not in a:
-            raise CloudTrailError("InvalidLookupAttributesException", "Invalid lookup attribute")
+            raise WireError("InvalidLookupAttributesException", "Invalid lookup attribute")
         attrs.append((a["AttributeKey"], a["AttributeValue"]))
     start = _time(params.get("StartTime"), "StartTime")
     end = _time(params.get("EndTime"), "EndTime")
     if start and end and start > end:
-        raise CloudTrailError(
-            "InvalidTimeRangeException", "Start time must be earlier than end time."
-        )
+        raise WireError("InvalidTimeRangeException", "Start time must be earlier than end time.")
     max_results = params.get("MaxResults", 50)
     if not isinstance(max_results, int) or not 1 <= max_results <= 50:
-        raise CloudTrailError("InvalidMaxResultsException", "MaxResults must be between 1 and 50.")
+        raise WireError("InvalidMaxResultsException", "MaxResults must be between 1 and 50.")
     try:
         records, token = kms.lookup_events(
             caller.account, attrs, start, end, max_results, params.get("NextToken")
         )
     except (InvalidLookupAttributesException, InvalidNextTokenException) as e:
-        raise CloudTrailError(e.code, str(e)) from None
+        raise WireError(e.code, str(e)) from None
     out: Json = {"Events": [event_entry(r) for r in records]}
     if token:
         out["NextToken"] = token
@@ -93,47 +81,16 @@ def lookup_events(kms: KMS, caller: Caller, params: Json) -> Json:
 
 def dispatch(kms: KMS, caller: Caller, op: str, params: Json) -> Json:
     if op != "LookupEvents":
-        raise CloudTrailError("UnknownOperationException", f"Unknown operation {op}")
+        raise WireError("UnknownOperationException", f"Unknown operation {op}")
     if not isinstance(params, dict):
-        raise CloudTrailError("SerializationException", "Request body must be a JSON object")
+        raise WireError("SerializationException", "Request body must be a JSON object")
     if not caller.iam_allows("cloudtrail:LookupEvents"):
-        raise CloudTrailError(
+        raise WireError(
             "AccessDeniedException",
             f"User: {caller.arn} is not authorized to perform: cloudtrail:LookupEvents",
         )
     return lookup_events(kms, caller, params)
 
 
-def _response(status: int, body: Json, request_id: str) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        headers={"x-amzn-RequestId": request_id, "Content-Type": CONTENT_TYPE},
-    )
-
-
 def handler(components: Any) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    kms: KMS = components.kms
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        auth = request["auth"]
-        request_id = getattr(auth, "request_id", None) or str(uuid.uuid4())
-        try:
-            target = request.headers.get("X-Amz-Target", "")
-            if not target.startswith(TARGET_PREFIX):
-                raise CloudTrailError("UnknownOperationException", "Unknown operation")
-            raw = request.get("body")
-            if raw is None:
-                raw = await request.content.read(BODY_LIMIT + 1)
-            try:
-                params = json.loads(raw) if raw.strip() else {}
-            except ValueError:
-                raise CloudTrailError("SerializationException", "Malformed JSON") from None
-            out = await asyncio.get_running_loop().run_in_executor(
-                None, dispatch, kms, auth.caller, target[len(TARGET_PREFIX) :], params
-            )
-            return _response(200, out, request_id)
-        except CloudTrailError as e:
-            return _response(e.status, {"__type": e.code, "message": e.message}, request_id)
-
-    return handle
+    return json_handler(TARGET_PREFIX, partial(dispatch, components.kms), ())

@@ -7,14 +7,11 @@ the kmscore.KMS facade (snake_case, bytes, datetimes).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextvars
-import json
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -23,20 +20,9 @@ from kmscore import KMS, Caller
 from kmscore.audit import request_id_var
 from kmscore.errors import KMSError, ValidationException
 from kmscore.models import Alias, Grant, KeyMetadata, Page
+from s3sim.http.awsjson import Json, WireError, json_handler
 
 TARGET_PREFIX = "TrentService."
-CONTENT_TYPE = "application/x-amz-json-1.1"
-BODY_LIMIT = 1024 * 1024
-
-Json = dict[str, Any]
-
-
-class WireError(Exception):
-    """A protocol-level error that is not a KMS error (unknown operation, bad JSON)."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 # ------------------------------------------------------------------ conversions
@@ -393,51 +379,8 @@ def dispatch(kms: KMS, caller: Caller, op: str, params: Json) -> Json:
 
 
 # ------------------------------------------------------------------ HTTP
-def _json_response(status: int, body: Json, request_id: str) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        headers={"x-amzn-RequestId": request_id, "Content-Type": CONTENT_TYPE},
-    )
-
-
-def error_body(code: str, message: str) -> Json:
-    return {"__type": code, "message": message}
-
-
-async def _body(request: web.Request) -> bytes:
-    body = request.get("body")
-    if body is None:
-        body = await request.content.read(BODY_LIMIT + 1)
-    if len(body) > BODY_LIMIT:
-        raise WireError("ValidationException", "Request body is too large", 413)
-    return body
-
-
 def handler(components: Any) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     kms: KMS = components.kms
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        auth = request["auth"]
-        request_id = getattr(auth, "request_id", None) or str(uuid.uuid4())
-        try:
-            target = request.headers.get("X-Amz-Target", "")
-            if not target.startswith(TARGET_PREFIX):
-                raise WireError("UnknownOperationException", "")
-            raw = await _body(request)
-            try:
-                params = json.loads(raw) if raw.strip() else {}
-            except ValueError:
-                raise WireError("SerializationException", "Malformed JSON") from None
-            ctx = contextvars.copy_context()
-            ctx.run(request_id_var.set, request_id)
-            out = await asyncio.get_running_loop().run_in_executor(
-                None, ctx.run, dispatch, kms, auth.caller, target[len(TARGET_PREFIX) :], params
-            )
-            return _json_response(200, out, request_id)
-        except KMSError as e:
-            return _json_response(e.status, error_body(e.code, e.message), request_id)
-        except WireError as e:
-            return _json_response(e.status, error_body(e.code, e.message), request_id)
-
-    return handle
+    return json_handler(
+        TARGET_PREFIX, partial(dispatch, kms), (KMSError,), request_id_var=request_id_var
+    )

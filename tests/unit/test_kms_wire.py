@@ -170,5 +170,5 @@ def test_lookup_events_conforms(kms):
         {"NextToken": "zzz"},
         {"StartTime": 10, "EndTime": 5},
     ):
-        with pytest.raises(cloudtrail_api.CloudTrailError):
+        with pytest.raises(cloudtrail_api.WireError):
             cloudtrail_api.dispatch(kms, ADMIN, "LookupEvents", bad)
