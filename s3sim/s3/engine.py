@@ -42,6 +42,7 @@ class EngineStore:
         self._objectfile = objectfile
         self._corrupt = errors.CorruptObject
         self._store = blobstore.BlobStore(root, fsync=fsync, rng=rng)
+        self._leads = objectfile.VerifiedLeads()
         self._fsync = fsync
         self._rng = rng
 
@@ -71,7 +72,7 @@ class EngineStore:
     ) -> EngineReader:
         try:
             reader = await self._objectfile.open_object(
-                self._store, blob_id, data_key, self._header(header), size
+                self._store, blob_id, data_key, self._header(header), size, leads=self._leads
             )
         except self._corrupt:
             raise S3Error("InternalError", CORRUPT) from None

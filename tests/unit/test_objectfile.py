@@ -339,6 +339,29 @@ async def test_wrong_key_and_wrong_size(store):
     assert e.value.failure == "payload"
 
 
+async def test_remembered_verification_still_catches_every_change(store):
+    leads = of.VerifiedLeads(max_entries=2)
+    data = os.urandom(3 * CS + 10)
+    w = await write(store, data)
+    path, orig = store.path(w.blob_id), store.path(w.blob_id).read_bytes()
+    for _ in range(2):  # the second open recalls the first one's header and keys
+        reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), leads=leads)
+        assert b"".join([c async for c in reader.iter_range()]) == data
+    hdr_b = of.ObjectHeader("object", "obj-2", HDR.key_arn, HDR.wrapped_key, HDR.context)
+    cases = [
+        (orig, KEY, hdr_b, "header"),  # same bytes, another object's binding
+        (orig, b"\x07" * 32, HDR, "commitment"),  # same bytes, another key
+        (flip_at(orig.index(b"obj-1") + 4)(orig), KEY, HDR, "header"),
+        (flip_at(12 + w.header_len + 3)(orig), KEY, HDR, "commitment"),
+        (flip_at(12 + w.header_len + 40)(orig), KEY, HDR, "payload"),
+    ]
+    for raw, key, hdr, failure in cases:
+        path.write_bytes(raw)
+        with pytest.raises(CorruptObject) as e:
+            await of.open_object(store, w.blob_id, key, hdr, len(data), leads=leads)
+        assert e.value.failure == failure
+
+
 async def test_file_changed_after_open_fails_the_read(store):
     w = await write(store, b"x" * (of.INLINE_FILE_MAX + 1))  # streamed, not held
     reader = await of.open_object(store, w.blob_id, KEY, HDR)
