@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from kmscore import rootkey
 from kmscore.ops_admin import AdminOps
 from kmscore.ops_aliases import AliasOps
 from kmscore.ops_crypto import CryptoOps
@@ -20,6 +21,10 @@ from kmscore.ops_keys import KeyOps
 
 class KMS(KeyOps, CryptoOps, GrantOps, AliasOps, AdminOps):
     """Keys, aliases, crypto, grants, policies, rotation, tags, audit lookup."""
+
+    def derived_secret(self, name: str) -> bytes:
+        """A 32-byte secret for another component, derived from the root key; never stored."""
+        return rootkey.derive_secret(self._root, name)
 
     def lookup_events(
         self,

@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 ENV_VAR = "S3SIM_ROOT_KEY"
 SEAL_MAGIC = b"KRK1"
@@ -67,3 +69,15 @@ def unseal_material(root: bytes, sealed: bytes, label: bytes) -> bytes:
         return AESGCM(root).decrypt(sealed[4:16], sealed[16:], SEAL_MAGIC + label)
     except InvalidTag as e:
         raise RootKeyError("the root key does not open the stored key material") from e
+
+
+def derive_secret(root: bytes, name: str) -> bytes:
+    """A 32-byte secret for `name` derived from the root key (HKDF-SHA256); never stored.
+
+    Other components (e.g. S3's SSE-S3 master key) take theirs from here, so the root key
+    stays the only secret on disk.
+    """
+    if not name:
+        raise ValueError("a derived secret needs a name")
+    info = b"s3sim derived secret v1\x00" + name.encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root)

@@ -1,7 +1,7 @@
 """S3Service: the facade the HTTP adapter and the Connect pipeline call.
 
-State lives under <data-dir>/s3/: index.sqlite3 (metadata, the commit point),
-master.key (the SSE-S3 master key, 0600) and the blob store's files.
+State lives under <data-dir>/s3/: index.sqlite3 (metadata, the commit point) and the
+blob store's files. The SSE-S3 master key is derived from kmscore's root key.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from s3sim.s3.listing import list_page
 from s3sim.s3.models import CustomerKey, ListPage, ObjectInfo, PutResult, SseRequest
 from s3sim.s3.multipart import Multipart
 from s3sim.s3.objects import Objects
-from s3sim.s3.sse import KeyManager, load_master_key
+from s3sim.s3.sse import SSE_S3_SECRET, KeyManager
 from s3sim.storage.index import Index
 
 
@@ -45,7 +45,7 @@ class S3Service:
 
             store = EngineStore(root / "blobs", rng=rng, fsync=fsync)
         index = Index(root / "index.sqlite3", fsync=fsync)
-        keys = KeyManager(kms, load_master_key(root / "master.key", rng), region, clock, rng)
+        keys = KeyManager(kms, kms.derived_secret(SSE_S3_SECRET), region, clock, rng)
         garbage = Garbage(store)
         self.core = Core(index, keys, store, garbage, clock, rng, region, staging_sink)
         self.region = region

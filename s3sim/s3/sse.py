@@ -1,8 +1,8 @@
 """Server-side encryption: which data key an object gets, and which KMS call it takes.
 
 - SSE-S3 (AES256): a random 256-bit data key per object, wrapped with AES-GCM under
-  the S3 master key (<data-dir>/s3/master.key, 32 random bytes, mode 0600), with the
-  object id as associated data. No KMS call.
+  the S3 master key (derived from kmscore's root key, never stored), with the object
+  id as associated data. No KMS call.
 - SSE-KMS: GenerateDataKey per object with context {"aws:s3:arn": object ARN} merged
   with the user's context; GET calls Decrypt with the context rebuilt from the index.
   With a bucket key: one GenerateDataKey per (bucket, KMS key, principal) with context
@@ -20,11 +20,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 from base64 import b64encode
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -41,24 +39,8 @@ KMS = "aws:kms"
 SSEC = "SSE-C"
 
 
-def load_master_key(path: Path, rng: Callable[[int], bytes]) -> bytes:
-    """The S3 master key, created (0600, atomically) on first use."""
-    if path.exists():
-        key = path.read_bytes()
-        if len(key) != 32:
-            raise RuntimeError(f"{path}: corrupt S3 master key")
-        return key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    key = rng(32)
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    return key
+# The SSE-S3 master key is derived from kmscore's root key under this name (never stored).
+SSE_S3_SECRET = "s3/sse-s3-master"
 
 
 def object_arn(bucket: str, key: str | None = None) -> str:

@@ -104,3 +104,18 @@ def test_destroyed_key_stays_destroyed_after_restart(tmp_path):
     with pytest.raises(E.NotFoundException):
         k2.decrypt(ADMIN, e.ciphertext_blob)
     k2.close()
+
+
+def test_derived_secrets_come_from_the_root_key_and_are_never_stored(tmp_path):
+    from kmscore import KMS
+    from kmscore.clock import FixedClock
+
+    root = bytes(range(32))
+    a = KMS(tmp_path / "a", "us-east-1", FixedClock(), root_key=root)
+    b = KMS(tmp_path / "b", "us-east-1", FixedClock(), root_key=root)
+    c = KMS(tmp_path / "c", "us-east-1", FixedClock(), root_key=bytes(32))
+    secret = a.derived_secret("s3/sse-s3-master")
+    assert len(secret) == 32 and secret == b.derived_secret("s3/sse-s3-master")
+    assert secret != a.derived_secret("other") and secret != c.derived_secret("s3/sse-s3-master")
+    for path in (tmp_path / "a").rglob("*"):
+        assert not path.is_file() or secret not in path.read_bytes()

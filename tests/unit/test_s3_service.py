@@ -40,6 +40,10 @@ class FakeKMS:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict]] = []
         self.states: dict[str, str] = {}
+        self.root = b"fake root key".ljust(32, b"\0")  # the same across restarts
+
+    def derived_secret(self, name: str) -> bytes:
+        return hashlib.sha256(self.root + name.encode()).digest()
 
     def arn(self, key_id: str) -> str:
         if key_id.startswith("arn:"):
