@@ -145,6 +145,12 @@ class Multipart:
         algorithms = check_checksum_request(checksum)
         if up.checksum_algorithm and up.checksum_algorithm not in algorithms:
             algorithms += (up.checksum_algorithm,)
+        if up.sse.algorithm == "SSE-C" and customer is None:
+            raise S3Error(
+                "InvalidRequest",
+                "The multipart upload initiate requested encryption. Subsequent part requests "
+                "must include the appropriate encryption parameters.",
+            )
         data_key = await self._core.keys.data_key(caller, up.sse, up.upload_id, customer)
         header = blob_header("part", f"{up.upload_id}#{part_number}", up.sse)
         written = await self._core.store.write(body, data_key, header, algorithms)

@@ -387,3 +387,36 @@ def test_list_objects_v2_empty_continuation_token(s3, bucket):
     r = s3.list_objects_v2(Bucket=bucket, ContinuationToken="")
     assert r["ContinuationToken"] == "" and r["IsTruncated"] is False
     assert [o["Key"] for o in r["Contents"]] == ["bar", "baz", "foo"]
+
+
+def test_sse_c_upload_part_without_the_key(server_factory):
+    srv = server_factory(args=("--no-fsync", "--allow-ssec-over-http"))
+    s3 = srv.boto("s3")
+    s3.create_bucket(Bucket="ssec")
+    key = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32}
+    up = s3.create_multipart_upload(Bucket="ssec", Key="k", **key)["UploadId"]
+    with pytest.raises(ClientError) as e:
+        s3.upload_part(Bucket="ssec", Key="k", UploadId=up, PartNumber=1, Body=b"x")
+    assert err(e) == ("InvalidRequest", 400)
+    assert "Subsequent part requests must include" in e.value.response["Error"]["Message"]
+    r = s3.upload_part(Bucket="ssec", Key="k", UploadId=up, PartNumber=1, Body=b"x", **key)
+    assert r["SSECustomerAlgorithm"] == "AES256"
+    s3.put_object(Bucket="ssec", Key="src", Body=b"0123456789")
+    with pytest.raises(ClientError) as e:
+        s3.upload_part_copy(
+            Bucket="ssec",
+            Key="k",
+            UploadId=up,
+            PartNumber=2,
+            CopySource={"Bucket": "ssec", "Key": "src"},
+        )
+    assert err(e) == ("InvalidRequest", 400)
+    r = s3.upload_part_copy(
+        Bucket="ssec",
+        Key="k",
+        UploadId=up,
+        PartNumber=2,
+        CopySource={"Bucket": "ssec", "Key": "src"},
+        **key,
+    )
+    assert r["SSECustomerAlgorithm"] == "AES256" and r["SSECustomerKeyMD5"]
