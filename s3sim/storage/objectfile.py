@@ -166,6 +166,7 @@ async def write_object(
     do_fsync = store.fsync if fsync is None else fsync
     batch = _batch_bytes(chunk_size)
     fill, pos = bytearray(batch), 0
+    busy: bytearray | None = None  # the batch the pending jobs read
     pending: asyncio.Future[Any] | None = None
     loop = asyncio.get_running_loop()
     try:
@@ -183,7 +184,8 @@ async def write_object(
                     loop.run_in_executor(executor, sealer.hash, fill),
                     loop.run_in_executor(executor, sealer.seal, fill, False, do_fsync, False),
                 )
-                fill, pos = bytearray(batch), 0
+                # the previous batch's jobs are done with their buffer: fill it again
+                busy, fill, pos = fill, busy if busy is not None else bytearray(batch), 0
         if pending is not None:
             await pending
         # Even without fsync, creating a file can take ~0.5 ms on some file systems (it
