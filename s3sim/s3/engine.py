@@ -43,6 +43,7 @@ class EngineStore:
         self._corrupt = errors.CorruptObject
         self._store = blobstore.BlobStore(root, fsync=fsync, rng=rng)
         self._leads = objectfile.VerifiedLeads()
+        self._buffers = objectfile.BufferPool()
         self._fsync = fsync
         self._rng = rng
 
@@ -63,7 +64,13 @@ class EngineStore:
         checksum_algorithms: tuple[str, ...],
     ) -> Written:
         w = await self._objectfile.write_object(
-            self._store, chunks, data_key, self._header(header), checksum_algorithms, self._fsync
+            self._store,
+            chunks,
+            data_key,
+            self._header(header),
+            checksum_algorithms,
+            self._fsync,
+            buffers=self._buffers,
         )
         return Written(w.blob_id, w.size, w.md5_hex, dict(w.checksums))
 

@@ -300,6 +300,17 @@ async def test_concurrent_writes_stay_separate(store):
         assert await read_all(store, w.blob_id) == d
 
 
+async def test_writes_sharing_a_buffer_pool_stay_separate(store):
+    pool = of.BufferPool(keep=3)
+    datas = [os.urandom(random.Random(i).randrange(1, 3 * of.BATCH_BYTES)) for i in range(8)]
+    for _ in range(2):  # the second round writes through recycled buffers
+        ws = await asyncio.gather(*(write(store, d, buffers=pool) for d in datas))
+        for w, d in zip(ws, datas, strict=True):
+            assert await read_all(store, w.blob_id) == d
+            assert w.md5_hex == hashlib.md5(d).hexdigest()
+    assert 0 < len(pool._free) <= 3
+
+
 async def test_payload_spliced_from_another_file_fails(store):
     data = os.urandom(2 * CS + 5)
     a, b = await write(store, data), await write(store, data)  # same key, header, size
