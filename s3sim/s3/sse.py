@@ -74,6 +74,7 @@ class KeyManager:
         self._rng = rng
         self._gen_cache: dict[tuple[str, str, str], tuple[datetime, Any]] = {}
         self._dec_cache: dict[tuple[bytes, str], tuple[datetime, str, bytes]] = {}
+        self._managed: dict[str, str] = {}  # account -> ARN of its aws/s3 key
 
     def _via(self, caller: Caller) -> Caller:
         return caller.via(f"s3.{self._region}.amazonaws.com", "s3.amazonaws.com")
@@ -108,9 +109,10 @@ class KeyManager:
             return SseRecord(AES256, wrapped_key=wrapped), dk
         if req.algorithm != KMS:
             raise S3Error("InvalidArgument", "The encryption method specified is not supported")
-        key_id = req.kms_key_id or await self._kms_call(
-            self._kms.aws_managed_key, caller.account, "aws/s3"
-        )
+        key_id = req.kms_key_id or self._managed.get(caller.account)
+        if not key_id:  # created on first use; AWS managed keys are never deleted
+            key_id = await self._kms_call(self._kms.aws_managed_key, caller.account, "aws/s3")
+            self._managed[caller.account] = key_id
         if req.bucket_key_enabled:
             return await self._bucket_key(caller, bucket, key_id, req)
         context = {**(req.context or {}), "aws:s3:arn": object_arn(bucket, key)}
