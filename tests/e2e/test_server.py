@@ -229,6 +229,9 @@ def test_clock_skew(module_server, monkeypatch, service, call, expected, minutes
 
 
 def test_missing_and_malformed_auth(module_server):
+    r = requests.get(module_server.endpoint + "/no-such-bucket/key", timeout=5)
+    assert (r.status_code, xml_code(r)) == (404, "NoSuchBucket")  # as S3 answers anonymous
+    module_server.boto("s3").create_bucket(Bucket="some-bucket")
     r = requests.get(module_server.endpoint + "/some-bucket/key", timeout=5)
     assert (r.status_code, xml_code(r)) == (403, "AccessDenied")
     assert "<RequestId>" in r.text and "<Resource>/some-bucket/key</Resource>" in r.text
