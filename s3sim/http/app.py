@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import unquote
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from s3sim.http import admin
 from s3sim.http.auth import Authenticator, bucket_from_host, guess_service, new_request_id
@@ -71,6 +71,16 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 AdminRoute = web.RouteDef
 
 
+async def expect_handler(request: web.Request) -> None:
+    """Answer `Expect: 100-continue` with 100 Continue; ignore any other expectation, as
+    S3 does (aiohttp's default refuses it with 417)."""
+    if request.version == HttpVersion11 and (
+        request.headers.get("Expect", "").lower() == "100-continue"
+    ):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response proper has not started yet
+
+
 def make_app(
     authenticator: Authenticator,
     services: dict[str, ServiceHandler],
@@ -91,5 +101,5 @@ def make_app(
             raise ValueError(f"simulator routes live under {ADMIN_PREFIX}: {route.path}")
     app.router.add_routes(routes)
     admin.register_fallback(app)
-    app.router.add_route("*", "/{tail:.*}", dispatch)
+    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=expect_handler)
     return app

@@ -258,6 +258,13 @@ def test_missing_and_malformed_auth(module_server):
     assert (r.status_code, xml_code(r)) == (400, "AuthorizationQueryParametersError")
 
 
+def test_unknown_expectation_is_ignored_and_100_continue_honoured(module_server, bucket):
+    for expect in ("200", "100-continue"):
+        r = signed(module_server, "PUT", f"/{bucket}/e", b"body", {"Expect": expect})
+        assert r.status_code == 200, r.text
+    assert module_server.boto("s3").get_object(Bucket=bucket, Key="e")["Body"].read() == b"body"
+
+
 def test_s3_requires_content_sha256(module_server):
     url = module_server.endpoint + "/"
     amz_date = sigv4.format_amz_date(datetime.now(UTC))
