@@ -4,10 +4,6 @@ kill -9. Thread-safe through one lock around one connection."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,42 +32,12 @@ from s3sim.connect.schema import (
     to_dt,
     to_ts,
 )
+from s3sim.storage.sqlitedb import Database
 
 
-class Store:
+class Store(Database):
     def __init__(self, path: Path, fsync: bool = True) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: each commit fsynced (survives an OS crash). NORMAL in WAL mode still
-        # survives kill -9 (the OS keeps what was written), which is what --no-fsync promises.
-        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
-        self._db.executescript(SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def tx(self) -> Iterator[sqlite3.Connection]:
-        """One transaction (BEGIN IMMEDIATE .. COMMIT), rolled back on error."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _all(self, sql: str, args: tuple = ()) -> list[Any]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def _one(self, sql: str, args: tuple = ()) -> Any:
-        with self._lock:
-            return self._db.execute(sql, args).fetchone()
+        super().__init__(path, SCHEMA, fsync)
 
     # -- instances -------------------------------------------------------------------
     def insert_instance(self, i: Instance) -> None:

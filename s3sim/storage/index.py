@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from s3sim.storage.sqlitedb import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -88,41 +88,17 @@ class PartRow:
     meta: str
 
 
-class Index:
+class Index(Database):
     """Thread-safe (one connection behind a lock); every method is one transaction."""
 
     def __init__(self, path: Path, fsync: bool = True) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
-        self._db.executescript(_SCHEMA)
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    def _one(self, sql: str, args: tuple) -> tuple | None:
-        with self._lock:
-            return self._db.execute(sql, args).fetchone()
+        super().__init__(path, _SCHEMA, fsync)
 
     # -- buckets -------------------------------------------------------------------
 
     def create_bucket(self, row: BucketRow) -> BucketRow | None:
         """Insert; returns the existing row instead when the name is taken."""
-        with self._tx() as db:
+        with self.tx() as db:
             cur = db.execute("SELECT * FROM buckets WHERE name=?", (row.name,)).fetchone()
             if cur:
                 return BucketRow(*cur)
@@ -145,7 +121,7 @@ class Index:
 
         Returns the dropped uploads' part blob ids (garbage); None when it has objects.
         """
-        with self._tx() as db:
+        with self.tx() as db:
             if db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
                 return None
             ids = [
@@ -161,7 +137,7 @@ class Index:
             return blobs
 
     def set_bucket_encryption(self, name: str, encryption: str | None) -> None:
-        with self._tx() as db:
+        with self.tx() as db:
             db.execute("UPDATE buckets SET encryption=? WHERE name=?", (encryption, name))
 
     # -- objects -------------------------------------------------------------------
@@ -173,7 +149,7 @@ class Index:
 
         `check(current)` runs inside the transaction and may raise to abort (conditional PUT).
         """
-        with self._tx() as db:
+        with self.tx() as db:
             old = _object(db, row.bucket, row.key)
             if check is not None:
                 check(old)
@@ -185,7 +161,7 @@ class Index:
             return _object(self._db, bucket, key)
 
     def delete_object(self, bucket: str, key: str) -> ObjectRow | None:
-        with self._tx() as db:
+        with self.tx() as db:
             old = _object(db, bucket, key)
             if old:
                 db.execute("DELETE FROM objects WHERE bucket=? AND key=?", (bucket, key))
@@ -208,7 +184,7 @@ class Index:
     # -- multipart -----------------------------------------------------------------
 
     def create_upload(self, row: UploadRow) -> None:
-        with self._tx() as db:
+        with self.tx() as db:
             db.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?)", _values(row))
 
     def get_upload(self, upload_id: str) -> UploadRow | None:
@@ -228,7 +204,7 @@ class Index:
 
     def put_part(self, row: PartRow) -> PartRow | None:
         """Store a part (KeyError when the upload is gone); returns the replaced part, if any."""
-        with self._tx() as db:
+        with self.tx() as db:
             if not db.execute(
                 "SELECT 1 FROM uploads WHERE upload_id=?", (row.upload_id,)
             ).fetchone():
@@ -253,7 +229,7 @@ class Index:
         self, upload_id: str, row: ObjectRow, used_blobs: set[str]
     ) -> list[str] | None:
         """Commit the object and drop the upload; returns garbage blob ids (None: no upload)."""
-        with self._tx() as db:
+        with self.tx() as db:
             if not db.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone():
                 return None
             parts = db.execute("SELECT blob_id FROM parts WHERE upload_id=?", (upload_id,))
@@ -268,7 +244,7 @@ class Index:
 
     def abort_upload(self, upload_id: str) -> list[str] | None:
         """Drop an upload and its parts; returns their blob ids (None: no such upload)."""
-        with self._tx() as db:
+        with self.tx() as db:
             if not db.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone():
                 return None
             parts = db.execute("SELECT blob_id FROM parts WHERE upload_id=?", (upload_id,))
