@@ -97,10 +97,38 @@ class SignedInfo:
 
 
 def parse_amz_date(text: str) -> datetime:
+    """`YYYYMMDDTHHMMSSZ` as an aware UTC datetime; MissingDate when invalid.
+
+    The canonical 16-character form is sliced directly (strptime cost ~5% of a small
+    request); anything else goes through strptime, so what is accepted is unchanged.
+    """
+    fast = _parse_canonical(text)
+    if fast is not None:
+        return fast
     try:
         return datetime.strptime(text, AMZ_DATE_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         raise MissingDate(f"Invalid date {text!r}") from None
+
+
+def _parse_canonical(text: str) -> datetime | None:
+    if len(text) != 16 or text[8] not in "Tt" or text[15] not in "Zz":
+        return None
+    digits = text[:8] + text[9:15]
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        return datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[9:11]),
+            int(text[11:13]),
+            int(text[13:15]),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None  # out of range: strptime gives the same verdict and error
 
 
 def format_amz_date(when: datetime) -> str:

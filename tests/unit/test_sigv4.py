@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import botocore.auth
@@ -271,3 +271,35 @@ def test_sigv2_presigned_url_from_botocore_verifies(monkeypatch):
     # virtual-host style: the signed resource still names the bucket
     vpath = parts.path.removeprefix("/bucket")
     sigv2.verify(info, SK, "GET", vpath, parts.query, [], "bucket")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "20260102T030405Z",
+        "20261231T235959Z",
+        "20240229T000000Z",
+        "20260102t030405z",
+        "20250229T000000Z",
+        "20261301T000000Z",
+        "20260132T000000Z",
+        "20260102T240000Z",
+        "20260102T036000Z",
+        "20260102T030460Z",
+        "20260102T030405",
+        "20260102 030405Z",
+        "2026010T030405ZZ",
+        "202612T030405Z",
+        "2026-01-02T03:04:05Z",
+        "２０２６0102T030405Z",
+        "",
+    ],
+)
+def test_parse_amz_date_agrees_with_strptime(text: str) -> None:
+    try:
+        expected = datetime.strptime(text, sigv4.AMZ_DATE_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        with pytest.raises(sigv4.MissingDate, match="Invalid date"):
+            sigv4.parse_amz_date(text)
+        return
+    assert sigv4.parse_amz_date(text) == expected
