@@ -42,6 +42,7 @@ class BlobStore:
         sweep: bool = True,
     ) -> None:
         self.root = Path(root)
+        self._root = str(self.root)
         self.fsync = fsync
         self.rng = rng
         self.root.mkdir(parents=True, exist_ok=True)
@@ -52,15 +53,19 @@ class BlobStore:
         return self.rng(ID_BYTES).hex()
 
     def path(self, blob_id: str) -> Path:
+        return Path(self.path_str(blob_id))
+
+    def path_str(self, blob_id: str) -> str:
+        """The blob's path as a string (no Path objects on the per-request path)."""
         if not isinstance(blob_id, str) or not _ID.fullmatch(blob_id):
             raise InvalidBlobId(f"invalid blob id {blob_id!r}")
-        return self.root / blob_id[:2] / blob_id
+        return f"{self._root}/{blob_id[:2]}/{blob_id}"
 
     def create(self) -> BlobWriter:
         """A writer for a new blob; its id is fresh (and never an existing blob's)."""
         for _ in range(4):
             blob_id = self.new_id()
-            if not self.path(blob_id).exists():
+            if not os.path.exists(self.path_str(blob_id)):
                 return BlobWriter(self, blob_id)
         raise StorageError("blob ids keep colliding: is the rng random?")
 
@@ -73,7 +78,7 @@ class BlobStore:
     def open_fd(self, blob_id: str) -> int:
         """A raw read-only file descriptor (the caller closes it)."""
         try:
-            return os.open(self.path(blob_id), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            return os.open(self.path_str(blob_id), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
             raise MissingBlob(blob_id) from None
 
