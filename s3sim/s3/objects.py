@@ -87,6 +87,7 @@ def verify_written(w: Written, ck: ChecksumRequest | None) -> dict[str, str]:
 class Objects:
     def __init__(self, core: Core) -> None:
         self._core = core
+        self._decoder = codec.ObjectDecoder()
 
     @property
     def core(self) -> Core:
@@ -232,7 +233,7 @@ class Objects:
         row = self._core.index.get_object(bucket, key)
         if row is None:
             raise S3Error("NoSuchKey", Key=key)
-        return codec.object_from_row(row)
+        return self._decoder.decode(row)
 
     async def get(
         self,

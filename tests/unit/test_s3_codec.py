@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from s3sim.s3 import codec
+from s3sim.s3.models import ObjectInfo, Segment, SseRecord
+
+
+def _info(key: str = "k", etag: str = "e" * 32) -> ObjectInfo:
+    sse = SseRecord(
+        "aws:kms", b"\x01" * 40, "arn:aws:kms:us-east-1:1:key/x", {"a": "b"}, None, True
+    )
+    return ObjectInfo(
+        "bkt",
+        key,
+        4096,
+        etag,
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "text/plain",
+        {"m": "v"},
+        {"Cache-Control": "no-cache"},
+        sse,
+        {"CRC32": "AAAAAA=="},
+        (Segment("b" * 32, 4096, 0),),
+        "o" * 32,
+        "111122223333",
+    )
+
+
+def test_object_row_round_trip() -> None:
+    info = _info()
+    assert codec.object_from_row(codec.object_to_row(info)) == info
+
+
+def test_decoder_matches_object_from_row_and_sees_changed_rows() -> None:
+    dec = codec.ObjectDecoder()
+    row = codec.object_to_row(_info())
+    first = dec.decode(row)
+    assert first == codec.object_from_row(row)
+    assert dec.decode(replace(row)) is first  # equal row: memoised
+    changed = codec.object_to_row(_info(etag="f" * 32))
+    assert dec.decode(changed).etag == "f" * 32
+    assert (
+        dec.decode(replace(row, meta=row.meta.replace("text/plain", "a/b"))).content_type == "a/b"
+    )
+
+
+def test_decoder_is_bounded() -> None:
+    dec = codec.ObjectDecoder(capacity=8)
+    rows = [codec.object_to_row(_info(key=f"k{i}")) for i in range(50)]
+    for row in rows:
+        assert dec.decode(row).key == row.key
+    assert len(dec._memo) <= 8
+    assert dec.decode(rows[0]).key == "k0"
