@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -203,13 +204,7 @@ class Objects:
                 parts_count=0,
             )
             check = _unchanged(preserve.object_id)
-        try:
-            old = core.index.put_object(codec.object_to_row(info), check)
-        except S3Error:
-            core.garbage.delete([written.blob_id])
-            raise
-        if old is not None:
-            core.garbage.delete(old.blob_ids())
+        await _commit(core, codec.object_to_row(info), check, written.blob_id)
         return info
 
     # -- read ----------------------------------------------------------------------
@@ -371,6 +366,40 @@ class Objects:
         finally:
             await body.aclose()
         return new, src
+
+
+async def _commit(
+    core: Core, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None, blob_id: str
+) -> None:
+    """Point the key at `row`; the losing side's blobs become garbage.
+
+    With fsync the commit runs on a worker thread; it is shielded, so a cancelled
+    request still finishes its commit and frees the right blobs.
+    """
+    if not core.index.fsync:
+        _committed(core, blob_id, lambda: core.index.put_object(row, check))
+        return
+    task = asyncio.ensure_future(core.index.put_object_async(row, check))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(lambda t: _committed(core, blob_id, t.result, quiet=True))
+        raise
+    _committed(core, blob_id, task.result)
+
+
+def _committed(
+    core: Core, blob_id: str, result: Callable[[], ObjectRow | None], quiet: bool = False
+) -> None:
+    try:
+        old = result()
+    except S3Error:
+        core.garbage.delete([blob_id])
+        if quiet:  # nobody is waiting for the answer any more
+            return
+        raise
+    if old is not None:
+        core.garbage.delete(old.blob_ids())
 
 
 def _write_check(cond: Conditions | None) -> Callable[[ObjectRow | None], None] | None:

@@ -9,11 +9,14 @@ orphans (a crash between blob write and commit) and are removed at startup.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from s3sim.storage.sqlitedb import Database
 
@@ -89,10 +92,33 @@ class PartRow:
 
 
 class Index(Database):
-    """Thread-safe (one connection behind a lock); every method is one transaction."""
+    """Thread-safe (one connection behind a lock); every method is one transaction.
+
+    With `fsync`, a COMMIT waits for the disk: writers may then run on a worker thread
+    (`put_object_async`), and the hot reads use a second, read-only connection behind its
+    own lock, so they never wait behind a commit's fsync (WAL readers see the last
+    committed state; a commit that has returned is visible to every later read).
+    """
 
     def __init__(self, path: Path, fsync: bool = True) -> None:
         super().__init__(path, _SCHEMA, fsync)
+        self.fsync = fsync
+        self._rdb = self._db
+        self._rlock: threading.RLock | threading.Lock = self._lock
+        if fsync:
+            self._rdb = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._rdb.execute("PRAGMA query_only=ON")
+            self._rlock = threading.Lock()
+
+    def close(self) -> None:
+        if self._rdb is not self._db:
+            with self._rlock:
+                self._rdb.close()
+        super().close()
+
+    def _read_one(self, sql: str, args: tuple) -> Any:
+        with self._rlock:
+            return self._rdb.execute(sql, args).fetchone()
 
     # -- buckets -------------------------------------------------------------------
 
@@ -106,7 +132,7 @@ class Index(Database):
             return None
 
     def get_bucket(self, name: str) -> BucketRow | None:
-        r = self._one("SELECT * FROM buckets WHERE name=?", (name,))
+        r = self._read_one("SELECT * FROM buckets WHERE name=?", (name,))
         return BucketRow(*r) if r else None
 
     def list_buckets(self, account: str) -> list[BucketRow]:
@@ -156,9 +182,17 @@ class Index(Database):
             db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?)", _values(row))
             return old
 
+    async def put_object_async(
+        self, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None = None
+    ) -> ObjectRow | None:
+        """`put_object`; with fsync on a worker thread, so the loop never waits for a COMMIT."""
+        if not self.fsync:  # no disk wait: inline is cheaper than a thread hop
+            return self.put_object(row, check)
+        return await asyncio.to_thread(self.put_object, row, check)
+
     def get_object(self, bucket: str, key: str) -> ObjectRow | None:
-        with self._lock:
-            return _object(self._db, bucket, key)
+        with self._rlock:
+            return _object(self._rdb, bucket, key)
 
     def delete_object(self, bucket: str, key: str) -> ObjectRow | None:
         with self.tx() as db:
@@ -177,8 +211,8 @@ class Index(Database):
         if upper is not None:
             sql += " AND key < ?"
             args += (upper,)
-        with self._lock:
-            rows = self._db.execute(sql + " ORDER BY key LIMIT ?", (*args, limit)).fetchall()
+        with self._rlock:
+            rows = self._rdb.execute(sql + " ORDER BY key LIMIT ?", (*args, limit)).fetchall()
         return [ObjectRow(*r) for r in rows]
 
     # -- multipart -----------------------------------------------------------------
@@ -188,7 +222,7 @@ class Index(Database):
             db.execute("INSERT INTO uploads VALUES (?,?,?,?,?,?)", _values(row))
 
     def get_upload(self, upload_id: str) -> UploadRow | None:
-        r = self._one("SELECT * FROM uploads WHERE upload_id=?", (upload_id,))
+        r = self._read_one("SELECT * FROM uploads WHERE upload_id=?", (upload_id,))
         return UploadRow(*r) if r else None
 
     def list_uploads(
