@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from base64 import b64decode, b64encode
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from s3sim.s3.models import (
     BucketInfo,
@@ -17,6 +18,9 @@ from s3sim.s3.models import (
     UploadInfo,
 )
 from s3sim.storage.index import BucketRow, ObjectRow, PartRow, UploadRow
+
+R = TypeVar("R", bound=Hashable)
+T = TypeVar("T")
 
 
 def ts(dt: datetime) -> float:
@@ -114,25 +118,28 @@ def object_from_row(row: ObjectRow) -> ObjectInfo:
     )
 
 
-class ObjectDecoder:
-    """`object_from_row` memoised on the whole row (rows are plain values, so an equal
-    row always decodes to an equal ObjectInfo). A hot GET skips the JSON and base64
-    decoding (~12 us) for a dict lookup (~1 us). Bounded: the oldest half is dropped
-    when full. The ObjectInfo is shared between requests; models are never mutated."""
+class RowMemo(Generic[R, T]):
+    """A decoder (`object_from_row`, `bucket_from_row`) memoised on the whole row.
 
-    def __init__(self, capacity: int = 2048) -> None:
+    Rows are plain frozen values, so an equal row always decodes to an equal model. A hot
+    GET skips the JSON and base64 decoding (~12 us for an object) for a dict lookup
+    (~1 us). Bounded: the oldest half is dropped when full. Models are shared between
+    requests; they are frozen and never mutated."""
+
+    def __init__(self, decode: Callable[[R], T], capacity: int = 2048) -> None:
+        self._decode = decode
         self._capacity = capacity
-        self._memo: dict[ObjectRow, ObjectInfo] = {}
+        self._memo: dict[R, T] = {}
 
-    def decode(self, row: ObjectRow) -> ObjectInfo:
-        info = self._memo.get(row)
-        if info is None:
-            info = object_from_row(row)
+    def decode(self, row: R) -> T:
+        model = self._memo.get(row)
+        if model is None:
+            model = self._decode(row)
             if len(self._memo) >= self._capacity:
                 for old in list(self._memo)[: self._capacity // 2]:
                     del self._memo[old]
-            self._memo[row] = info
-        return info
+            self._memo[row] = model
+        return model
 
 
 def upload_to_row(u: UploadInfo) -> UploadRow:

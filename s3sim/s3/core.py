@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from kmscore.caller import Caller
@@ -13,7 +13,7 @@ from s3sim.s3.blobs import BlobStore, Garbage
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import BucketInfo
 from s3sim.s3.sse import KeyManager
-from s3sim.storage.index import Index
+from s3sim.storage.index import BucketRow, Index
 
 STAGING_BUCKET = "connect-staging"
 MAX_KEY_BYTES = 1024
@@ -48,6 +48,9 @@ class Core:
     rng: Callable[[int], bytes]
     region: str
     staging_sink: StagingSink | None = None
+    _buckets: codec.RowMemo[BucketRow, BucketInfo] = field(
+        default_factory=lambda: codec.RowMemo(codec.bucket_from_row, 256), repr=False
+    )
 
     def new_id(self) -> str:
         return self.rng(16).hex()
@@ -61,7 +64,7 @@ class Core:
             raise S3Error("NoSuchBucket", BucketName=name)
         if row.account != caller.account or not caller.iam_allows(action):
             raise S3Error("AccessDenied")
-        return codec.bucket_from_row(row)
+        return self._buckets.decode(row)
 
     def is_staging(self, name: str) -> bool:
         return name == STAGING_BUCKET and self.staging_sink is not None

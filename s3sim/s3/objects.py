@@ -88,7 +88,7 @@ def verify_written(w: Written, ck: ChecksumRequest | None) -> dict[str, str]:
 class Objects:
     def __init__(self, core: Core) -> None:
         self._core = core
-        self._decoder = codec.ObjectDecoder()
+        self._decoder = codec.RowMemo(codec.object_from_row)
 
     @property
     def core(self) -> Core:

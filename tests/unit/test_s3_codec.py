@@ -34,7 +34,7 @@ def test_object_row_round_trip() -> None:
 
 
 def test_decoder_matches_object_from_row_and_sees_changed_rows() -> None:
-    dec = codec.ObjectDecoder()
+    dec = codec.RowMemo(codec.object_from_row)
     row = codec.object_to_row(_info())
     first = dec.decode(row)
     assert first == codec.object_from_row(row)
@@ -47,7 +47,7 @@ def test_decoder_matches_object_from_row_and_sees_changed_rows() -> None:
 
 
 def test_decoder_is_bounded() -> None:
-    dec = codec.ObjectDecoder(capacity=8)
+    dec = codec.RowMemo(codec.object_from_row, capacity=8)
     rows = [codec.object_to_row(_info(key=f"k{i}")) for i in range(50)]
     for row in rows:
         assert dec.decode(row).key == row.key
