@@ -23,7 +23,7 @@ _DIR = re.compile(r"[0-9a-f]{2}")
 TEMP_SUFFIX = ".tmp"
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: Path | str) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
@@ -46,6 +46,7 @@ class BlobStore:
         self.fsync = fsync
         self.rng = rng
         self.root.mkdir(parents=True, exist_ok=True)
+        self._dirs: set[str] = set()  # fan-out directories known to exist (a cache)
         if sweep:
             self.sweep_temps()
 
@@ -113,6 +114,24 @@ class BlobStore:
                         n += 1
         return n
 
+    def _open_temp(self, blob_id: str) -> tuple[str, int, bool]:
+        """Create the temp file of a new blob: (path, fd, whether its directory is new)."""
+        d = f"{self._root}/{blob_id[:2]}"
+        temp = f"{d}/.{blob_id}.{self.rng(8).hex()}{TEMP_SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        new_dir = False
+        if d not in self._dirs:
+            new_dir = not os.path.isdir(d)
+            os.makedirs(d, exist_ok=True)
+        try:
+            fd = os.open(temp, flags, 0o600)
+        except FileNotFoundError:  # the directory went away since it was cached
+            new_dir = True
+            os.makedirs(d, exist_ok=True)
+            fd = os.open(temp, flags, 0o600)
+        self._dirs.add(d)
+        return temp, fd, new_dir
+
 
 class BlobWriter:
     """One blob being written. Use as a context manager: an exception aborts it."""
@@ -120,12 +139,9 @@ class BlobWriter:
     def __init__(self, store: BlobStore, blob_id: str) -> None:
         self.store = store
         self.blob_id = blob_id
-        self.final = store.path(blob_id)
-        d = self.final.parent
-        self._new_dir = not d.is_dir()
-        d.mkdir(exist_ok=True)
-        self.temp = d / f".{blob_id}.{store.rng(8).hex()}{TEMP_SUFFIX}"
-        self._fd: int | None = os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.final = store.path_str(blob_id)
+        self.temp, fd, self._new_dir = store._open_temp(blob_id)
+        self._fd: int | None = fd
         self.size = 0
         self.committed = False
 
@@ -159,7 +175,7 @@ class BlobWriter:
         os.replace(self.temp, self.final)
         self.committed = True
         if durable:
-            _fsync_dir(self.final.parent)
+            _fsync_dir(os.path.dirname(self.final))
             if self._new_dir:
                 _fsync_dir(self.store.root)
         return self.blob_id
@@ -170,7 +186,7 @@ class BlobWriter:
             os.close(fd)
         if not self.committed:
             with contextlib.suppress(FileNotFoundError):
-                self.temp.unlink()
+                os.unlink(self.temp)
 
     def __enter__(self) -> BlobWriter:
         return self
