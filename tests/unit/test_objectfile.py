@@ -39,8 +39,8 @@ async def pieces(data: bytes, size: int = 10_000):
         yield data[i : i + size]
 
 
-async def write(store, data: bytes, header=HDR, cs: int = CS, **kw):
-    return await of.write_object(store, pieces(data), KEY, header, chunk_size=cs, **kw)
+async def write(store, data: bytes, header=HDR, cs: int = CS, piece: int = 10_000, **kw):
+    return await of.write_object(store, pieces(data, piece), KEY, header, chunk_size=cs, **kw)
 
 
 async def read_all(store, blob_id, header=HDR, key=KEY, start=0, end=None) -> bytes:
@@ -86,6 +86,26 @@ async def test_huge_pieces_are_split_into_bounded_jobs(store, monkeypatch):
     w = await of.write_object(store, one_piece(), KEY, HDR)
     assert sizes == [of.BATCH_BYTES] * 5 + [3]
     assert w.md5_hex == hashlib.md5(data).hexdigest()
+    assert await read_all(store, w.blob_id) == data
+
+
+@pytest.mark.parametrize("batches", [1, 2])
+@pytest.mark.parametrize("piece", [4096, 10_000, 1 << 20])
+async def test_exact_batch_multiple_ends_in_one_final_job(store, monkeypatch, batches, piece):
+    calls: list[tuple[int, bool]] = []
+    real = of._Sealer.seal
+
+    def spy(self, data, final, fsync, hash_too):
+        calls.append((len(data), final))
+        return real(self, data, final, fsync, hash_too)
+
+    monkeypatch.setattr(of._Sealer, "seal", spy)
+    data = os.urandom(batches * of.BATCH_BYTES)
+    w = await write(store, data, cs=env.DEFAULT_CHUNK_SIZE, piece=piece)
+    assert calls == [(of.BATCH_BYTES, False)] * (batches - 1) + [(of.BATCH_BYTES, True)]
+    assert w.md5_hex == hashlib.md5(data).hexdigest()
+    assert store.path(w.blob_id).stat().st_size == w.file_size
+    assert env.Layout(w.header_len, w.chunk_size).file_size(len(data)) == w.file_size
     assert await read_all(store, w.blob_id) == data
 
 
