@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from kmscore.clock import Clock
@@ -83,6 +83,7 @@ class DeliveryWorker:
         self._retire_grants = retire_grants
         self._in_flight: dict[str, asyncio.Task] = {}
         self._wake = asyncio.Event()
+        self._maintained_at: datetime | None = None
         self._task: asyncio.Task | None = None
         self.delivered_count = 0
 
@@ -107,7 +108,7 @@ class DeliveryWorker:
     async def _loop(self) -> None:
         while True:
             try:
-                await self.run_once(wait=False)
+                await self.run_once(wait=False, maintain=self._maintenance_due())
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep delivering whatever one pass ran into
@@ -119,11 +120,19 @@ class DeliveryWorker:
                 pass
 
     # -- one pass ----------------------------------------------------------------
-    async def run_once(self, wait: bool = True) -> int:
+    def _maintenance_due(self) -> bool:
+        """The background loop maintains at most once per poll interval (not per wake-up:
+        an ingest wakes it, and maintenance costs queries and thread hops)."""
+        last = self._maintained_at
+        return last is None or (self._clock.now() - last).total_seconds() >= self._poll
+
+    async def run_once(self, wait: bool = True, maintain: bool = True) -> int:
         """Maintenance, then start every due delivery; with wait, until they finish."""
         now = self._clock.now()
-        await asyncio.to_thread(self._staging.maintain, now, self._retention)
-        await asyncio.to_thread(self._promote_waiting)
+        if maintain:
+            self._maintained_at = now
+            await asyncio.to_thread(self._staging.maintain, now, self._retention)
+            await asyncio.to_thread(self._promote_waiting)
         self._retire_grants()
         room = self._max_parallel * 4
         due = await asyncio.to_thread(self._store.due_items, now, room + len(self._in_flight))
@@ -195,7 +204,10 @@ class DeliveryWorker:
 
     async def _put(self, inst: Instance, item: Item, config: StorageConfig, key: str) -> None:
         role = service_role(inst)
-        if await self._already_there(role, config, key, item):
+        # Only a retry or a re-stage can find its own earlier PUT there (a first attempt of
+        # a first generation cannot): skip the HEAD (a thread hop) on the common path.
+        maybe_done = item.attempts > 0 or item.generation > 1
+        if maybe_done and await self._already_there(role, config, key, item):
             return
         body, release = await self._staging.open(inst, item)
         try:

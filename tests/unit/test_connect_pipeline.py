@@ -220,6 +220,32 @@ async def test_redelivery_is_idempotent(env):
     assert [e.key for e in page.entries] == [target]
 
 
+async def test_first_delivery_skips_the_already_there_head(env):
+    """Only a retry or a re-stage can find its own earlier PUT: a first attempt does not HEAD."""
+    inst, key = env.instance(), env.key()
+    env.bucket("rec")
+    env.associate(inst, "rec", key)
+    heads: list[str] = []
+    real = env.s3
+
+    class Counting:
+        put_object = staticmethod(real.put_object)
+
+        @staticmethod
+        def head_object(*a, **kw):
+            heads.append(a[2])
+            return real.head_object(*a, **kw)
+
+    env.connect.worker._s3 = Counting()
+    await env.ingest(inst, "c", DATA)
+    await deliver_all(env)
+    assert heads == []
+    await env.ingest(inst, "c", DATA + b"2")  # a re-stage of the same contact
+    await deliver_all(env)
+    (item,) = items(env, inst)
+    assert item.status == "DELIVERED" and heads == [expected_key(item)]
+
+
 async def test_reingest_same_key_keeps_target(env):
     inst, key = env.instance(), env.key()
     env.bucket("rec")
