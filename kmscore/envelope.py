@@ -73,7 +73,12 @@ class Header:
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
 
 
+_SCALARS = frozenset({str, bytes, int, bool, float, type(None)})
+
+
 def _canonical(value: Any) -> Any:
+    if type(value) in _SCALARS:  # the common case, without the slower ABC check below
+        return value
     if isinstance(value, Mapping):
         return {k: _canonical(value[k]) for k in sorted(value, key=_key_bytes)}
     if isinstance(value, list | tuple):
