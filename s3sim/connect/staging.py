@@ -37,7 +37,7 @@ from s3sim.connect.models import (
 )
 from s3sim.connect.paths import BadStagingKey, StagingKey, contact_arn, parse_staging_key
 from s3sim.connect.store import Store
-from s3sim.s3.blobs import BlobHeader, BlobStore, Garbage, Written
+from s3sim.s3.blobs import BlobHeader, BlobStore, Garbage, KnownMd5Body, Written
 from s3sim.s3.errors import S3Error
 
 STAGING_KIND = "staging"
@@ -256,12 +256,13 @@ class IntermediateStore:
         release = self.garbage.pin([item.blob_id])
         try:
             reader = await self._blobs.open(
-                item.blob_id, plain, blob_header(inst, item.item_id, dk)
+                item.blob_id, plain, blob_header(inst, item.item_id, dk), item.size
             )
         except BaseException:
             release()
             raise
-        return reader.iter_range(0, item.size), release
+        # the etag is the MD5 of exactly these bytes, taken at ingest: not hashed again
+        return KnownMd5Body(reader.iter_range(0, item.size), item.etag), release
 
     def forget_data_keys(self, dk_ids: list[str]) -> None:
         """Drop destroyed data keys from memory."""

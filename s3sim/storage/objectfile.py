@@ -99,6 +99,24 @@ class BufferPool:
             self._free.append(buf)
 
 
+class _KnownMd5:
+    """MultiHasher's interface when the MD5 is given: only the checksums are computed."""
+
+    def __init__(self, algs: tuple[str, ...], md5_hex: str) -> None:
+        self._md5_hex = md5_hex
+        self._rest = MultiHasher(algs) if algs else None
+
+    def update(self, data: Buffer) -> None:
+        if self._rest is not None:
+            self._rest.update(data)
+
+    def md5_hex(self) -> str:
+        return self._md5_hex
+
+    def checksums(self) -> dict[str, str]:
+        return self._rest.checksums() if self._rest is not None else {}
+
+
 class _Sealer:
     """The blocking half of a write, run in executor threads: seal jobs one at a time,
     each beside the hash job of the same batch (they share no state but `data`)."""
@@ -110,6 +128,7 @@ class _Sealer:
         header: env.Header,
         algs: Iterable[str],
         pool: BufferPool,
+        known_md5: str | None = None,
     ):
         self.store = store
         self.header_bytes = env.encode_header(header)
@@ -117,7 +136,9 @@ class _Sealer:
         self.cipher = env.PayloadCipher(data_key, prefix + self.header_bytes, header.salt)
         self.lead = prefix + self.header_bytes + self.cipher.commitment
         self.cs = header.chunk_size
-        self.hasher = MultiHasher(algs)
+        algs = tuple(algs)
+        self.hasher = MultiHasher(algs) if known_md5 is None else _KnownMd5(algs, known_md5)
+        self.hashes = known_md5 is None or bool(algs)  # anything to compute at all
         self.index = 0
         self.size = 0
         self.writer: BlobWriter | None = None
@@ -191,10 +212,13 @@ async def write_object(
     chunk_size: int = env.DEFAULT_CHUNK_SIZE,
     executor: Executor | None = None,
     buffers: BufferPool | None = None,
+    known_md5: str | None = None,
 ) -> WrittenObject:
     """Encrypt a plaintext stream into a new committed blob; nothing is left on failure.
 
-    `buffers` lends batch buffers across writes (a fresh pool per call without it)."""
+    `buffers` lends batch buffers across writes (a fresh pool per call without it).
+    `known_md5`: the stream's MD5 as a trusted record holds it (bytes authenticated
+    against that record while read); it is returned as md5_hex instead of recomputed."""
     full = env.Header(
         header.kind,
         header.object_id,
@@ -206,7 +230,7 @@ async def write_object(
         extra=header.extra,
     )
     pool = BufferPool() if buffers is None else buffers
-    sealer = _Sealer(store, data_key, full, checksum_algorithms, pool)
+    sealer = _Sealer(store, data_key, full, checksum_algorithms, pool, known_md5)
     do_fsync = store.fsync if fsync is None else fsync
     batch = _batch_bytes(chunk_size)
     fill: bytearray | None = None  # taken only once the body reaches one batch
@@ -231,9 +255,11 @@ async def write_object(
                     if pending is not None:
                         await pending
                     data = memoryview(fill)[:batch]
-                    pending = asyncio.gather(
-                        loop.run_in_executor(executor, sealer.hash, data),
-                        loop.run_in_executor(executor, sealer.seal, data, False, do_fsync, False),
+                    seal = loop.run_in_executor(executor, sealer.seal, data, False, do_fsync, False)
+                    pending = (
+                        asyncio.gather(loop.run_in_executor(executor, sealer.hash, data), seal)
+                        if sealer.hashes
+                        else seal
                     )
                     # the previous batch's jobs are done with their buffer: fill it again
                     busy, fill, pos = fill, busy if busy is not None else pool.take(batch), 0

@@ -549,3 +549,21 @@ async def test_memory_stays_flat_for_a_256_mib_stream(tmp_path):
     assert (w.size, n) == (256 << 20, 256 << 20)
     assert write_peak < 8 << 20, write_peak
     assert read_peak < 8 << 20, read_peak
+
+
+@pytest.mark.parametrize("n", [10, 2 * of.BATCH_BYTES + 5])
+async def test_known_md5_is_taken_not_recomputed(store, monkeypatch, n):
+    data = os.urandom(n)
+    md5s: list[int] = []
+    real = of.MultiHasher.__init__
+
+    def spy(self, algorithms=()):
+        md5s.append(1)
+        real(self, algorithms)
+
+    monkeypatch.setattr(of.MultiHasher, "__init__", spy)
+    w = await write(store, data, known_md5="ab" * 16)
+    assert (w.md5_hex, w.checksums, md5s) == ("ab" * 16, {}, [])
+    w = await write(store, data, known_md5="cd" * 16, checksum_algorithms=("CRC32",))
+    assert (w.md5_hex, w.checksums) == ("cd" * 16, {"CRC32": checksum("CRC32", data)})
+    assert await read_all(store, w.blob_id) == data
