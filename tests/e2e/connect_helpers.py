@@ -56,8 +56,3 @@ def s3_config(bucket: str, prefix: str, key_arn: str) -> dict:
 def staging_key(instance_id: str, contact_id: str, rtype: str = "CALL_RECORDINGS") -> str:
     ext = {"CALL_RECORDINGS": "wav", "SCREEN_RECORDINGS": "webm", "CHAT_TRANSCRIPTS": "json"}
     return f"{instance_id}/{rtype}/{contact_id}.{ext[rtype]}"
-
-
-def err(exc) -> tuple[str, int]:
-    r = exc.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]

@@ -9,8 +9,8 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from tests.awserr import err
 from tests.e2e.connect_helpers import (
-    err,
     items,
     new_instance,
     s3_config,

@@ -8,9 +8,6 @@ import sys
 
 import pytest
 
-pytest.importorskip("s3sim.server")
-pytest.importorskip("s3sim.storage.objectfile")
-
 
 def aws(server, *args: str, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> str:
     cmd = [sys.executable, "-m", "awscli", "--endpoint-url", server.endpoint, *args]

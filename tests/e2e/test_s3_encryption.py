@@ -12,15 +12,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tests.awserr import err
+
 MiB = 1024 * 1024
-
-pytest.importorskip("s3sim.server")
-pytest.importorskip("s3sim.storage.objectfile")
-
-
-def err(exc: pytest.ExceptionInfo) -> tuple[str, int]:
-    r = exc.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
 
 
 @pytest.fixture

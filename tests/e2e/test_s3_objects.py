@@ -14,15 +14,9 @@ import requests
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from tests.awserr import err
+
 MiB = 1024 * 1024
-
-pytest.importorskip("s3sim.server")
-pytest.importorskip("s3sim.storage.objectfile")
-
-
-def err(exc: pytest.ExceptionInfo) -> tuple[str, int]:
-    r = exc.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
 
 
 @pytest.fixture

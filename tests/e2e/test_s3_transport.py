@@ -11,12 +11,9 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from tests.awserr import err
+
 MiB = 1024 * 1024
-
-
-def err(exc: pytest.ExceptionInfo) -> tuple[str, int]:
-    r = exc.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def test_tls_trailing_checksums_sse_c_and_multipart(server_factory, tmp_path):

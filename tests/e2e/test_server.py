@@ -19,6 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from s3sim.http import sigv4
+from tests.awserr import err
 
 IDENTITIES = {
     "admin": ("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
@@ -27,11 +28,6 @@ IDENTITIES = {
 }
 AK, SK = IDENTITIES["admin"]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def err(exc: pytest.ExceptionInfo) -> tuple[str, int]:
-    r = exc.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def signed(server, method, path, body=b"", headers=None, service="s3", amz_date=None, secret=SK):

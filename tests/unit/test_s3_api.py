@@ -25,6 +25,7 @@ from kmscore.clock import FixedClock
 from s3sim.http import s3_api
 from s3sim.http.s3_objects import Req
 from s3sim.s3.service import S3Service
+from tests.awserr import err
 from tests.unit.test_s3_service import ADMIN, OTHER, FakeKMS, MemStore
 
 CALLERS = {"AKIAADMIN": ADMIN, "AKIAOTHER": OTHER}
@@ -89,11 +90,6 @@ def client(endpoint: str, akid: str = "AKIAADMIN"):
         aws_secret_access_key="x",
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )
-
-
-def err(exc: pytest.ExceptionInfo) -> tuple[str, int]:
-    r = exc.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def test_bucket_lifecycle(endpoint):
