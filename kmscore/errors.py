@@ -41,6 +41,17 @@ UnsupportedOperationException = _error("UnsupportedOperationException")
 TagException = _error("TagException")
 KMSInternalException = _error("KMSInternalException", 500)
 
+
+def require_int_between(value: object, field: str, low: int, high: int) -> int:
+    """`value` as an int in [low, high], else AWS's ValidationException for `field`."""
+    if not isinstance(value, int) or not low <= value <= high:
+        raise ValidationException(
+            f"1 validation error detected: Value '{value}' at '{field}' failed to satisfy "
+            f"constraint: Member must have value between {low} and {high}"
+        )
+    return value
+
+
 ERROR_TABLE: dict[str, tuple[str, int]] = {
     cls.__name__: (cls.code, cls.status)
     for cls in (

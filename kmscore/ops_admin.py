@@ -12,7 +12,7 @@ from kmscore.errors import (
     MalformedPolicyDocumentException,
     NotFoundException,
     UnsupportedOperationException,
-    ValidationException,
+    require_int_between,
 )
 from kmscore.models import AWS, Page, Rotation, RotationStatus
 from kmscore.paging import paginate
@@ -86,11 +86,7 @@ class AdminOps(KMSCore):
         days = DEFAULT_ROTATION_DAYS if rotation_period_in_days is None else rotation_period_in_days
         params = {"keyId": key_id, "rotationPeriodInDays": days}
         with self._call(caller, "EnableKeyRotation", params, read_only=False) as rec:
-            if not isinstance(days, int) or not 90 <= days <= 2560:
-                raise ValidationException(
-                    f"1 validation error detected: Value '{days}' at 'rotationPeriodInDays' "
-                    "failed to satisfy constraint: Member must have value between 90 and 2560"
-                )
+            require_int_between(days, "rotationPeriodInDays", 90, 2560)
             with self._lock:
                 key = self._resolve(caller, key_id, rec)
                 self._authorize(caller, "kms:EnableKeyRotation", key)

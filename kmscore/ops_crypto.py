@@ -13,6 +13,7 @@ from kmscore.errors import (
     InvalidCiphertextException,
     NotFoundException,
     ValidationException,
+    require_int_between,
 )
 from kmscore.models import DESTROYED, DataKey, Decrypted, Encrypted, KeyRecord, ReEncrypted
 from kmscore.service import CallRecord, KMSCore
@@ -33,12 +34,7 @@ def data_key_length(key_spec: str | None, number_of_bytes: int | None) -> int:
     if (key_spec is None) == (number_of_bytes is None):
         raise ValidationException("Please specify either number of bytes or key spec.")
     if number_of_bytes is not None:
-        if not isinstance(number_of_bytes, int) or not 1 <= number_of_bytes <= 1024:
-            raise ValidationException(
-                f"1 validation error detected: Value '{number_of_bytes}' at 'numberOfBytes' "
-                "failed to satisfy constraint: Member must have value between 1 and 1024"
-            )
-        return number_of_bytes
+        return require_int_between(number_of_bytes, "numberOfBytes", 1, 1024)
     if key_spec not in KEY_SPECS:
         raise ValidationException(
             f"1 validation error detected: Value '{key_spec}' at 'keySpec' failed to satisfy "

@@ -14,6 +14,7 @@ from kmscore.errors import (
     NotFoundException,
     UnsupportedOperationException,
     ValidationException,
+    require_int_between,
 )
 from kmscore.models import (
     AWS,
@@ -189,11 +190,7 @@ class KeyOps(KMSCore):
         days = 30 if pending_window_in_days is None else pending_window_in_days
         params = {"keyId": key_id, "pendingWindowInDays": days}
         with self._call(caller, "ScheduleKeyDeletion", params, read_only=False) as rec:
-            if not isinstance(days, int) or not 7 <= days <= 30:
-                raise ValidationException(
-                    f"1 validation error detected: Value '{days}' at 'pendingWindowInDays' "
-                    "failed to satisfy constraint: Member must have value between 7 and 30"
-                )
+            require_int_between(days, "pendingWindowInDays", 7, 30)
             with self._lock:
                 key = self._resolve(caller, key_id, rec)
                 self._authorize(caller, "kms:ScheduleKeyDeletion", key)
