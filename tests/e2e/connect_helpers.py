@@ -56,3 +56,20 @@ def s3_config(bucket: str, prefix: str, key_arn: str) -> dict:
 def staging_key(instance_id: str, contact_id: str, rtype: str = "CALL_RECORDINGS") -> str:
     ext = {"CALL_RECORDINGS": "wav", "SCREEN_RECORDINGS": "webm", "CHAT_TRANSCRIPTS": "json"}
     return f"{instance_id}/{rtype}/{contact_id}.{ext[rtype]}"
+
+
+def configured_instance(
+    connect, s3, kms, prefix: str = "p", name: str = "rec"
+) -> tuple[dict, str, str, str]:
+    """A new instance whose CALL_RECORDINGS go to a new bucket under a new customer key:
+    (instance, bucket, key ARN, association id)."""
+    bucket = f"{name}-" + os.urandom(4).hex()
+    s3.create_bucket(Bucket=bucket)
+    inst = new_instance(connect)
+    key = kms.create_key()["KeyMetadata"]["Arn"]
+    assoc = connect.associate_instance_storage_config(
+        InstanceId=inst["Id"],
+        ResourceType="CALL_RECORDINGS",
+        StorageConfig=s3_config(bucket, prefix, key),
+    )["AssociationId"]
+    return inst, bucket, key, assoc

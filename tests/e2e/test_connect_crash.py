@@ -3,14 +3,18 @@ delivered twice, and delivery resumes after the restart."""
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections import Counter
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.e2e.connect_helpers import items, new_instance, s3_config, staging_key, wait_until
+from tests.e2e.connect_helpers import (
+    configured_instance,
+    items,
+    staging_key,
+    wait_until,
+)
 
 BURST = 200
 
@@ -19,15 +23,7 @@ def test_kill9_during_burst_loses_and_duplicates_nothing(server):
     connect = server.boto("connect", identity="admin")
     s3 = server.boto("s3", identity="admin")
     kms = server.boto("kms", identity="admin")
-    bucket = "crash-" + os.urandom(4).hex()
-    s3.create_bucket(Bucket=bucket)
-    inst = new_instance(connect)
-    key = kms.create_key()["KeyMetadata"]["Arn"]
-    connect.associate_instance_storage_config(
-        InstanceId=inst["Id"],
-        ResourceType="CALL_RECORDINGS",
-        StorageConfig=s3_config(bucket, "crash", key),
-    )
+    inst, bucket, key, _ = configured_instance(connect, s3, kms, "crash", "crash")
     contacts = [str(uuid.uuid4()) for _ in range(BURST)]
     acked: set[str] = set()
     lock = threading.Lock()

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from tests.awserr import err
 from tests.e2e.connect_helpers import (
+    configured_instance,
     items,
     new_instance,
     s3_config,
@@ -95,15 +96,7 @@ def test_two_instances_two_keys_own_prefixes(server, clients, tmp_path):
 def test_audit_shows_connect_and_service_role(server, clients):
     connect, s3, kms = clients
     ct = server.boto("cloudtrail", identity="admin")
-    bucket = "aud-" + os.urandom(4).hex()
-    s3.create_bucket(Bucket=bucket)
-    inst = new_instance(connect)
-    key = kms.create_key()["KeyMetadata"]["Arn"]
-    connect.associate_instance_storage_config(
-        InstanceId=inst["Id"],
-        ResourceType="CALL_RECORDINGS",
-        StorageConfig=s3_config(bucket, "p", key),
-    )
+    inst, bucket, key, _ = configured_instance(connect, s3, kms, "p", "aud")
     contact = str(uuid.uuid4())
     s3.put_object(Bucket="connect-staging", Key=staging_key(inst["Id"], contact), Body=b"abc")
     delivered(server, connect, inst["Id"], contact)
@@ -187,15 +180,7 @@ def test_waiting_for_config_then_delivered(server, clients):
 
 def test_revoked_grant_stops_delivery_without_loss_and_regrant_resumes(server, clients):
     connect, s3, kms = clients
-    bucket = "rev-" + os.urandom(4).hex()
-    s3.create_bucket(Bucket=bucket)
-    inst = new_instance(connect)
-    key = kms.create_key()["KeyMetadata"]["Arn"]
-    assoc = connect.associate_instance_storage_config(
-        InstanceId=inst["Id"],
-        ResourceType="CALL_RECORDINGS",
-        StorageConfig=s3_config(bucket, "p", key),
-    )["AssociationId"]
+    inst, bucket, key, assoc = configured_instance(connect, s3, kms, "p", "rev")
     (grant,) = kms.list_grants(KeyId=key)["Grants"]
     kms.revoke_grant(KeyId=key, GrantId=grant["GrantId"])
     contacts = [f"r{n}" for n in range(5)]
@@ -227,15 +212,7 @@ def test_revoked_grant_stops_delivery_without_loss_and_regrant_resumes(server, c
 
 def test_disabled_key_failed_then_enabled(server, clients):
     connect, s3, kms = clients
-    bucket = "dis-" + os.urandom(4).hex()
-    s3.create_bucket(Bucket=bucket)
-    inst = new_instance(connect)
-    key = kms.create_key()["KeyMetadata"]["Arn"]
-    connect.associate_instance_storage_config(
-        InstanceId=inst["Id"],
-        ResourceType="CALL_RECORDINGS",
-        StorageConfig=s3_config(bucket, "p", key),
-    )
+    inst, bucket, key, _ = configured_instance(connect, s3, kms, "p", "dis")
     kms.disable_key(KeyId=key)
     s3.put_object(Bucket="connect-staging", Key=staging_key(inst["Id"], "d1"), Body=b"d")
     it = wait_until(lambda: [i for i in items(server, inst["Id"]) if i["Status"] == "FAILED"])[0]
@@ -301,15 +278,7 @@ def test_key_policy_deny_then_restored(server, clients):
     import json
 
     connect, s3, kms = clients
-    bucket = "pol-" + os.urandom(4).hex()
-    s3.create_bucket(Bucket=bucket)
-    inst = new_instance(connect)
-    key = kms.create_key()["KeyMetadata"]["Arn"]
-    connect.associate_instance_storage_config(
-        InstanceId=inst["Id"],
-        ResourceType="CALL_RECORDINGS",
-        StorageConfig=s3_config(bucket, "p", key),
-    )
+    inst, bucket, key, _ = configured_instance(connect, s3, kms, "p", "pol")
     original = kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]
     doc = json.loads(original)
     doc["Statement"].append(

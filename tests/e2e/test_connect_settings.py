@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import time
 
-from tests.e2e.connect_helpers import new_instance, s3_config, staging_key, statuses, wait_until
+from tests.e2e.connect_helpers import (
+    configured_instance,
+    new_instance,
+    staging_key,
+    statuses,
+    wait_until,
+)
 
 
 def _configured(server):
-    connect, s3, kms = (server.boto(s) for s in ("connect", "s3", "kms"))
-    inst = new_instance(connect)
-    bucket = "settings-" + os.urandom(4).hex()
-    s3.create_bucket(Bucket=bucket)
-    key = kms.create_key()["KeyMetadata"]["Arn"]
-    connect.associate_instance_storage_config(
-        InstanceId=inst["Id"],
-        ResourceType="CALL_RECORDINGS",
-        StorageConfig=s3_config(bucket, "rec", key),
-    )
+    s3 = server.boto("s3")
+    inst, _, _, _ = configured_instance(server.boto("connect"), s3, server.boto("kms"), "rec")
     return inst["Id"], s3
 
 
