@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from kmscore.shared import SharedCell
 
 
 class Clock(Protocol):
@@ -15,25 +18,33 @@ class Clock(Protocol):
 
 
 class SimClock:
-    """Wall-clock time plus an offset that only moves forward (simulated time)."""
+    """Wall-clock time plus an offset that only moves forward (simulated time).
 
-    def __init__(self, offset_seconds: float = 0.0) -> None:
+    With `cell` (kmscore.shared.SharedCell) the offset lives in a file every server
+    process over one data dir maps, so an advance in one is seen by all at once."""
+
+    def __init__(self, offset_seconds: float = 0.0, cell: SharedCell | None = None) -> None:
         self._offset = offset_seconds
+        self._cell = cell
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + self._offset, tz=UTC)
+        return datetime.fromtimestamp(time.time() + self.offset_seconds, tz=UTC)
 
     def advance(self, seconds: float) -> datetime:
         if seconds < 0:
             raise ValueError("simulated time only moves forward")
         with self._lock:
-            self._offset += seconds
+            if self._cell is None:
+                self._offset += seconds
+            else:
+                with self._cell.locked():
+                    self._cell.set_float(self._cell.get_float() + seconds)
         return self.now()
 
     @property
     def offset_seconds(self) -> float:
-        return self._offset
+        return self._offset if self._cell is None else self._cell.get_float()
 
 
 class FixedClock:

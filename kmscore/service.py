@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from kmscore.models import (
     KeyRecord,
     Material,
 )
+from kmscore.shared import SharedCell, StateLock
 from kmscore.store import State, StateFile
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -77,6 +77,7 @@ class KMSCore:
         fsync: bool = True,
         policy_engine: Any = None,
         env: Mapping[str, str] | None = None,
+        shared: bool = False,
     ) -> None:
         if policy_engine is None:
             from kmscore import policy as policy_engine
@@ -89,8 +90,11 @@ class KMSCore:
         if len(self._root) != 32:
             raise rootkey.RootKeyError("the root key must be 32 bytes")
         self._file = StateFile(self._dir, fsync=fsync)
+        # several server processes over one data dir: a cross-process lock and a save
+        # counter tell each when to reload the state document (kmscore/shared.py)
+        cell = SharedCell(self._dir / "state.gen") if shared else None
+        self._lock = StateLock(cell, self._reload)
         self._state: State = self._file.load()
-        self._lock = threading.RLock()
         self._plain: dict[tuple[str, str], bytes] = {}  # unsealed material cache (memory only)
         self._authz = authz.Authorizer(policy_engine)
         self._engine = policy_engine
@@ -105,6 +109,10 @@ class KMSCore:
 
     def _save(self) -> None:
         self._file.save(self._state)
+        self._lock.saved()
+
+    def _reload(self) -> None:
+        self._state = self._file.load()
 
     def _new_uuid(self) -> str:
         return str(uuid.UUID(bytes=self._rng(16), version=4))
