@@ -115,14 +115,15 @@ class AuditLog:
         self._rng = rng
         self._fsync = fsync
         self._lock = threading.Lock()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._file = os.fdopen(fd, "ab")
+        # one write() per record on an O_APPEND descriptor: records of several server
+        # processes sharing this file never interleave
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._sync_lock = threading.Lock()
-        self._written = self._synced = self._file.seek(0, os.SEEK_END)
+        self._written = self._synced = os.lseek(self._fd, 0, os.SEEK_END)
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            os.close(self._fd)
 
     def _uuid(self) -> str:
         return str(uuid.UUID(bytes=self._rng(16), version=4))
@@ -178,8 +179,8 @@ class AuditLog:
         """
         line = json.dumps(rec, separators=(",", ":"), sort_keys=False).encode() + b"\n"
         with self._lock:
-            self._file.write(line)
-            self._file.flush()
+            if os.write(self._fd, line) != len(line):
+                raise OSError("short write to the audit trail")
             self._written += len(line)
             mine = self._written
         if not self._fsync:
@@ -189,7 +190,7 @@ class AuditLog:
                 return
             with self._lock:
                 upto = self._written
-            os.fsync(self._file.fileno())
+            os.fsync(self._fd)
             self._synced = upto
 
     def lookup(
@@ -209,8 +210,7 @@ class AuditLog:
                 raise InvalidLookupAttributesException(f"Invalid lookup attribute key: {k}")
         if not 1 <= max_results <= 50:
             max_results = 50
-        with self._lock:
-            size = self._file.tell()
+        size = os.stat(self.path).st_size  # every process's records, whole lines
         offset = _decode_token(next_token, size) if next_token else size
         out: list[dict[str, Any]] = []
         for pos, rec in _reverse_records(self.path, offset):
@@ -267,16 +267,22 @@ def _decode_token(token: str, size: int) -> int:
 
 
 def _reverse_records(path: Path, end: int, block: int = 65536) -> Iterator[tuple[int, dict]]:
-    """(offset just past the line's newline, record) for each line before `end`, backwards."""
+    """(offset just past the line's newline, record) for each line before `end`, backwards.
+
+    Bytes after the last newline before `end` are a record another process is still
+    appending: skipped."""
     with open(path, "rb") as f:
         pos = end
         tail = b""
+        first = True
         while pos > 0:
             step = min(block, pos)
             pos -= step
             f.seek(pos)
             buf = f.read(step) + tail
             lines = buf.split(b"\n")
+            if first and len(lines) > 1:
+                lines[-1], first = b"", False
             tail = lines[0]
             starts = [pos]
             for line in lines[:-1]:

@@ -167,3 +167,11 @@ def test_validation_errors_are_audited_too(kms):
         kms.encrypt(ADMIN, key.key_id, b"x", {"a": 1})
     rec = records(kms)[-1]
     assert (rec["eventName"], rec["errorCode"]) == ("Encrypt", "ValidationException")
+
+
+def test_lookup_skips_a_record_another_process_is_still_appending(kms):
+    kms.create_key(ADMIN)
+    with open(kms.audit.path, "ab") as f:
+        f.write(b'{"eventVersion":"1.08","eventTi')
+    events, token = kms.lookup_events(ACCT)
+    assert [e["eventName"] for e in events] == ["CreateKey"] and token is None
