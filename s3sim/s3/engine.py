@@ -37,11 +37,13 @@ class EngineReader:
 
 
 class EngineStore:
-    def __init__(self, root: Path, rng: Callable[[int], bytes], fsync: bool = True) -> None:
+    def __init__(
+        self, root: Path, rng: Callable[[int], bytes], fsync: bool = True, sweep: bool = True
+    ) -> None:
         blobstore, objectfile, errors = _storage()
         self._objectfile = objectfile
         self._corrupt = errors.CorruptObject
-        self._store = blobstore.BlobStore(root, fsync=fsync, rng=rng)
+        self._store = blobstore.BlobStore(root, fsync=fsync, rng=rng, sweep=sweep)
         self._leads = objectfile.VerifiedLeads()
         self._buffers = objectfile.BufferPool()
         self._fsync = fsync

@@ -37,14 +37,19 @@ class S3Service:
         allow_ssec_over_http: bool = False,
         staging_sink: StagingSink | None = None,
         store: BlobStore | None = None,
+        sweep: bool = True,
+        shared: bool = False,
     ) -> None:
+        """`sweep=False` in every server process but the first over a data dir: crash
+        leftovers are removed only at startup, before any other process writes.
+        `shared`: several processes use this data dir (s3sim/workers.py)."""
         root = Path(data_dir) / "s3"
         root.mkdir(parents=True, exist_ok=True)
         if store is None:
             from s3sim.s3.engine import EngineStore
 
-            store = EngineStore(root / "blobs", rng=rng, fsync=fsync)
-        index = Index(root / "index.sqlite3", fsync=fsync)
+            store = EngineStore(root / "blobs", rng=rng, fsync=fsync, sweep=sweep)
+        index = Index(root / "index.sqlite3", fsync=fsync, shared=shared)
         keys = KeyManager(kms, kms.derived_secret(SSE_S3_SECRET), region, clock, rng)
         garbage = Garbage(store)
         self.core = Core(index, keys, store, garbage, clock, rng, region, staging_sink)
@@ -53,7 +58,7 @@ class S3Service:
         self.buckets = Buckets(self.core)
         self.objects = Objects(self.core)
         self.multipart = Multipart(self.core, self.objects)
-        self.orphans_removed = garbage.sweep(index.referenced_blobs())
+        self.orphans_removed = garbage.sweep(index.referenced_blobs()) if sweep else 0
 
     def close(self) -> None:
         self.core.index.close()

@@ -13,12 +13,16 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kmscore.shared import Generation, SharedCell
 from s3sim.storage.sqlitedb import Database
+
+BUCKET_CACHE_MAX = 4096
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -100,9 +104,13 @@ class Index(Database):
     committed state; a commit that has returned is visible to every later read).
     """
 
-    def __init__(self, path: Path, fsync: bool = True) -> None:
+    def __init__(self, path: Path, fsync: bool = True, shared: bool = False) -> None:
         super().__init__(path, _SCHEMA, fsync)
         self.fsync = fsync
+        # bucket rows change rarely and are read by every request: cached, and dropped
+        # when any process (shared: a cell beside the database) changes a bucket
+        self._bucket_gen = Generation(SharedCell(path.parent / "buckets.gen") if shared else None)
+        self._bucket_cache: dict[str, tuple[int, BucketRow | None]] = {}
         self._rdb = self._db
         self._rlock: threading.RLock | threading.Lock = self._lock
         if fsync:
@@ -122,9 +130,17 @@ class Index(Database):
 
     # -- buckets -------------------------------------------------------------------
 
+    @contextmanager
+    def _bucket_tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self.tx() as db:
+                yield db
+        finally:
+            self._bucket_gen.bump()
+
     def create_bucket(self, row: BucketRow) -> BucketRow | None:
         """Insert; returns the existing row instead when the name is taken."""
-        with self.tx() as db:
+        with self._bucket_tx() as db:
             cur = db.execute("SELECT * FROM buckets WHERE name=?", (row.name,)).fetchone()
             if cur:
                 return BucketRow(*cur)
@@ -132,8 +148,16 @@ class Index(Database):
             return None
 
     def get_bucket(self, name: str) -> BucketRow | None:
+        gen = self._bucket_gen.value()
+        hit = self._bucket_cache.get(name)
+        if hit is not None and hit[0] == gen:
+            return hit[1]
         r = self._read_one("SELECT * FROM buckets WHERE name=?", (name,))
-        return BucketRow(*r) if r else None
+        row = BucketRow(*r) if r else None
+        if len(self._bucket_cache) >= BUCKET_CACHE_MAX:
+            self._bucket_cache.clear()
+        self._bucket_cache[name] = (gen, row)
+        return row
 
     def list_buckets(self, account: str) -> list[BucketRow]:
         with self._lock:
@@ -147,7 +171,7 @@ class Index(Database):
 
         Returns the dropped uploads' part blob ids (garbage); None when it has objects.
         """
-        with self.tx() as db:
+        with self._bucket_tx() as db:
             if db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
                 return None
             ids = [
@@ -163,7 +187,7 @@ class Index(Database):
             return blobs
 
     def set_bucket_encryption(self, name: str, encryption: str | None) -> None:
-        with self.tx() as db:
+        with self._bucket_tx() as db:
             db.execute("UPDATE buckets SET encryption=? WHERE name=?", (encryption, name))
 
     # -- objects -------------------------------------------------------------------
