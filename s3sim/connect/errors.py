@@ -27,6 +27,12 @@ AccessDeniedException = _error("AccessDeniedException", 403)
 ServiceQuotaExceededException = _error("ServiceQuotaExceededException", 402)
 InternalServiceException = _error("InternalServiceException", 500)
 
+
+class DataKeyGone(LookupError):
+    """Staging an item whose data key another server process destroyed meanwhile (an
+    internal race, not a Connect API error: the S3 sink answers 503, the client retries)."""
+
+
 ERROR_TABLE: dict[str, tuple[str, int]] = {
     cls.__name__: (cls.code, cls.status)
     for cls in (

@@ -27,10 +27,10 @@ from s3sim.connect.storage_configs import S3ConfigInput, StorageConfigs
 from s3sim.connect.store import Store
 
 
-def _engine_store(root: Path, rng: Callable[[int], bytes], fsync: bool) -> Any:
+def _engine_store(root: Path, rng: Callable[[int], bytes], fsync: bool, sweep: bool) -> Any:
     from s3sim.s3.engine import EngineStore
 
-    return EngineStore(root, rng=rng, fsync=fsync)
+    return EngineStore(root, rng=rng, fsync=fsync, sweep=sweep)
 
 
 class ConnectService:
@@ -53,6 +53,7 @@ class ConnectService:
         poll_interval: float = 0.2,
         fsync: bool = True,
         blob_store: Any = None,
+        sweep: bool = True,
     ) -> None:
         root = Path(data_dir) / "connect"
         root.mkdir(parents=True, exist_ok=True)
@@ -60,7 +61,9 @@ class ConnectService:
         self.kms = kms
         self.s3 = s3
         self.store = Store(root / "connect.db", fsync=fsync)
-        blobs = blob_store if blob_store is not None else _engine_store(root / "blobs", rng, fsync)
+        blobs = blob_store
+        if blobs is None:
+            blobs = _engine_store(root / "blobs", rng, fsync, sweep)
         self.instances = Instances(self.store, region, clock, rng)
         self.staging = IntermediateStore(
             self.store,
@@ -89,7 +92,7 @@ class ConnectService:
             poll_interval=poll_interval,
             retire_grants=self.configs.retire_pending,
         )
-        self.orphans_removed = self.staging.sweep_orphans()
+        self.orphans_removed = self.staging.sweep_orphans() if sweep else 0
         if hasattr(s3, "set_staging_sink"):
             s3.set_staging_sink(self.staging)
 

@@ -21,6 +21,7 @@ from typing import Any
 from kmscore.caller import Caller
 from kmscore.clock import Clock
 from s3sim.connect.access import connect_itself
+from s3sim.connect.errors import DataKeyGone
 from s3sim.connect.models import (
     CHANNELS,
     CONNECT_PRINCIPAL,
@@ -152,8 +153,10 @@ class IntermediateStore:
             try:
                 item, contact = self._new_item(inst, sk, item_id, written, dk, content_type)
                 old_blob = await asyncio.to_thread(self._store.stage_item, item, contact)
-            except BaseException:
+            except BaseException as err:
                 self.garbage.delete([written.blob_id])
+                if isinstance(err, DataKeyGone):
+                    raise S3Error("ServiceUnavailable", "Please retry the upload.") from None
                 raise
         finally:
             self._in_use[dk.dk_id] -= 1

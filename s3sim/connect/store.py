@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from s3sim.connect.errors import DataKeyGone
 from s3sim.connect.models import (
     DELIVERED,
     DELIVERING,
@@ -265,7 +266,9 @@ class Store(Database):
                     gen,
                 ),
             )
-            db.execute("UPDATE data_keys SET items=items+1 WHERE dk_id=?", (item.dk_id,))
+            cur = db.execute("UPDATE data_keys SET items=items+1 WHERE dk_id=?", (item.dk_id,))
+            if cur.rowcount != 1:  # rolled back: nothing staged under a destroyed key
+                raise DataKeyGone(item.dk_id)
             db.execute(
                 "INSERT OR IGNORE INTO contacts VALUES (?,?,?,?,?)",
                 (

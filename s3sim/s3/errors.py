@@ -31,6 +31,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
         "You did not provide the number of bytes specified by the Content-Length HTTP header",
     ),
     "InternalError": (500, "We encountered an internal error. Please try again."),
+    "ServiceUnavailable": (503, "Please reduce your request rate."),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),

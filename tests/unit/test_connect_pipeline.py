@@ -488,3 +488,25 @@ async def test_delete_instance_destroys_staged_data(env):
     assert list(env.connect.staging._blobs.list_ids()) == []
     assert env.connect.store.data_keys(inst.instance_id) == []
     assert env.connect.staging._plain == {}
+
+
+async def test_ingest_whose_data_key_another_process_destroyed_is_refused(env):
+    """Another server process's maintenance may destroy the data key an ingest chose
+    while its bytes are written: the ingest answers 503 (retryable) and stages nothing."""
+    inst = env.instance()
+    await env.ingest(inst, "c-1", DATA)
+    staging, store = env.connect.staging, env.connect.store
+    write = staging._blobs.write
+
+    async def write_then_lose_the_key(*args, **kwargs):
+        out = await write(*args, **kwargs)
+        dk = store.current_data_key(inst.instance_id)
+        with store.tx() as db:
+            db.execute("DELETE FROM data_keys WHERE dk_id=?", (dk.dk_id,))
+        return out
+
+    staging._blobs.write = write_then_lose_the_key
+    with pytest.raises(S3Error) as exc:
+        await env.ingest(inst, "c-2", DATA)
+    assert exc.value.code == "ServiceUnavailable"
+    assert [i.contact_id for i in items(env, inst)] == ["c-1"]
