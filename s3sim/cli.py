@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -33,6 +34,14 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="fsync every commit (survives an OS crash); --no-fsync survives only kill -9",
     )
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="server processes sharing the port and the data dir (default 1; see README)",
+    )
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     g = p.add_argument_group("Connect two-phase pipeline")
     g.add_argument(
         "--connect-delivery-delay",
@@ -64,6 +73,16 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def _status_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="print the Connect pipeline state of a data dir")
     p.add_argument("--data-dir", type=Path, default=Path("./data"))
@@ -87,6 +106,8 @@ def ready_message(config: ServerConfig, files: TlsFiles | None) -> str:
     lines = [f"s3sim ready: {config.endpoint}  (region {config.region}, data {config.data_dir})"]
     if files is not None:
         lines.append(f"TLS CA certificate: {files.ca_cert}  (boto3 verify=..., aws --ca-bundle)")
+    if config.workers > 1:
+        lines.append(f"{config.workers} server processes share the port and the data dir")
     lines.append("credentials (access key / secret key / principal):")
     for ident in load_identities(config.data_dir).values():
         lines.append(f"  {ident.access_key_id}  {ident.secret_access_key}  {ident.arn}")
@@ -94,6 +115,11 @@ def ready_message(config: ServerConfig, files: TlsFiles | None) -> str:
 
 
 def _print_ready(config: ServerConfig, files: TlsFiles | None) -> None:
+    if config.worker:  # read by the main process (s3sim/workers.py)
+        from s3sim.workers import WORKER_READY
+
+        print(f"{WORKER_READY} pid={os.getpid()}", flush=True)
+        return
     print(ready_message(config, files), flush=True)
 
 
@@ -119,6 +145,8 @@ def serve(args: argparse.Namespace) -> int:
             retry_base=args.connect_retry_base,
             max_parallel=args.connect_max_parallel,
         ),
+        workers=args.workers,
+        worker=args.worker,
     )
     try:
         load_identities(config.data_dir)
@@ -131,7 +159,8 @@ def serve(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         pass
-    print("s3sim stopped", flush=True)
+    if not config.worker:
+        print("s3sim stopped", flush=True)
     return 0
 
 

@@ -27,6 +27,14 @@ class ServerConfig:
     fsync: bool = True
     max_skew_seconds: int = 15 * 60
     connect: ConnectSettings = field(default_factory=lambda: ConnectSettings())
+    # server processes on the port (s3sim/workers.py); `worker` marks processes 2..N
+    workers: int = 1
+    worker: bool = False
+
+    @property
+    def shared(self) -> bool:
+        """Several processes share the data dir: keep cross-process state coherent."""
+        return self.workers > 1
 
     @property
     def scheme(self) -> str:

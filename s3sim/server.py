@@ -14,13 +14,15 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from kmscore.clock import SimClock
+from kmscore.shared import SharedCell
+from s3sim import workers
 from s3sim.config import ServerConfig
 from s3sim.http import tls
 from s3sim.http.admin import AdminState
@@ -59,6 +61,8 @@ def _build_s3(config: ServerConfig, clock: SimClock, kms: Any, rng: Any) -> Any:
         rng=rng,
         fsync=config.fsync,
         allow_ssec_over_http=config.allow_ssec_over_http,
+        sweep=not config.worker,
+        shared=config.shared,
     )
 
 
@@ -78,7 +82,19 @@ def _build_connect(config: ServerConfig, clock: SimClock, kms: Any, s3: Any, rng
         max_parallel=settings.max_parallel,
         retry_base=settings.retry_base,
         fsync=config.fsync,
+        sweep=not config.worker,
     )
+
+
+def _clock(config: ServerConfig) -> SimClock:
+    """One simulated clock; with several processes its offset is a shared cell, which the
+    main process zeroes (simulated time starts afresh with each server run)."""
+    if not config.shared:
+        return SimClock()
+    cell = SharedCell(config.data_dir / "shared" / "clock.offset")
+    if not config.worker:
+        cell.set_float(0.0)
+    return SimClock(cell=cell)
 
 
 def build_components(
@@ -87,9 +103,11 @@ def build_components(
     from kmscore import KMS
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    clock = clock or SimClock()
+    clock = clock or _clock(config)
     identities = load_identities(config.data_dir)
-    kms = KMS(config.data_dir, config.region, clock, rng=rng, fsync=config.fsync)
+    kms = KMS(
+        config.data_dir, config.region, clock, rng=rng, fsync=config.fsync, shared=config.shared
+    )
     s3 = _build_s3(config, clock, kms, rng)
     connect = _build_connect(config, clock, kms, s3, rng)
     return Components(config, clock, identities, kms, s3, connect)
@@ -139,8 +157,9 @@ def build_app(components: Components, rng: Callable[[int], bytes] = os.urandom) 
     async def stop_connect(_: web.Application) -> None:
         await connect.stop()
 
-    app.on_startup.append(start_connect)
-    app.on_shutdown.append(stop_connect)
+    if not config.worker:  # one delivery loop per data dir (s3sim/workers.py)
+        app.on_startup.append(start_connect)
+        app.on_shutdown.append(stop_connect)
     return app
 
 
@@ -155,17 +174,25 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    if config.worker:
+        workers.watch_parent(lambda: loop.call_soon_threadsafe(stop.set))
+    sock = workers.listen_socket(config.host, config.port, reuse_port=config.shared)
+    config = replace(config, port=sock.getsockname()[1])
     components = build_components(config)
     files = tls.ensure_certificates(config.tls_dir) if config.tls else None
     ssl_ctx = tls.server_context(files) if files else None
     runner = web.AppRunner(build_app(components), access_log=None, handle_signals=False)
+    others = workers.Workers(config)
     try:
         await runner.setup()
-        site = web.TCPSite(runner, config.host, config.port, ssl_context=ssl_ctx, backlog=1024)
-        await site.start()
+        await web.SockSite(runner, sock, ssl_context=ssl_ctx).start()
+        if not config.worker:
+            await others.start()
         on_ready(config, files)
         await stop.wait()
         log.info("shutting down")
     finally:
+        await others.stop()
         await runner.cleanup()
+        sock.close()
         close_components(components)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,7 @@ async def health(request: web.Request) -> web.Response:
             "version": st.version,
             "region": st.region,
             "services": st.services(),
+            "pid": os.getpid(),  # which server process answered (`serve --workers N`)
         }
     )
 

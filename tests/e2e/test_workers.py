@@ -1,0 +1,200 @@
+"""`s3sim serve --workers 2`: two processes on one port over one data dir.
+
+Each new boto3 client opens new connections, which the kernel spreads over the
+processes; every check below is repeated over many fresh clients, so it passes only if
+every process sees what another one changed (KMS state, buckets, clock, audit, Connect).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.awserr import err
+from tests.e2e.conftest import ROOT, ServerHandle
+from tests.e2e.connect_helpers import configured_instance, staging_key, statuses, wait_until
+
+FRESH = 24  # fresh connections per check: both processes are hit (p of a miss: 2**-23)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory):
+    handle = ServerHandle(tmp_path_factory.mktemp("workers"), ("--no-fsync", "--workers", "2"))
+    handle.start()
+    yield handle
+    handle.stop()
+
+
+def pids(server: ServerHandle, n: int = FRESH) -> set[int]:
+    return {server.health()["pid"] for _ in range(n)}
+
+
+def fresh(server: ServerHandle, service: str, n: int = FRESH):
+    """n clients, each with its own connection pool."""
+    return [server.boto(service) for _ in range(n)]
+
+
+def test_two_processes_serve_the_port(pair):
+    seen = pids(pair)
+    assert len(seen) == 2
+    assert pair.proc is not None and pair.proc.pid in seen
+    assert "2 server processes share the port" in pair.log
+
+
+def test_kms_changes_reach_every_process(pair):
+    key = pair.boto("kms").create_key()["KeyMetadata"]["KeyId"]
+    for kms in fresh(pair, "kms"):
+        assert kms.describe_key(KeyId=key)["KeyMetadata"]["Enabled"] is True
+    s3 = pair.boto("s3")
+    s3.create_bucket(Bucket="kms-shared")
+    for i, c in enumerate(fresh(pair, "s3", 8)):
+        c.put_object(
+            Bucket="kms-shared",
+            Key=f"o{i}",
+            Body=b"x" * 100,
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=key,
+            BucketKeyEnabled=True,
+        )
+    for c in fresh(pair, "s3", 8):  # warm every process's bucket-key cache
+        assert c.get_object(Bucket="kms-shared", Key="o0")["Body"].read() == b"x" * 100
+    pair.boto("kms").disable_key(KeyId=key)
+    for i, c in enumerate(fresh(pair, "s3")):
+        with pytest.raises(ClientError) as e:
+            c.get_object(Bucket="kms-shared", Key=f"o{i % 8}")
+        assert err(e) == ("KMS.DisabledException", 400)
+    for kms in fresh(pair, "kms"):
+        with pytest.raises(ClientError) as e:
+            kms.encrypt(KeyId=key, Plaintext=b"x")
+        assert err(e) == ("DisabledException", 400)
+
+
+def test_aliases_created_anywhere_resolve_everywhere(pair):
+    names = [f"alias/w-{uuid.uuid4().hex[:8]}" for _ in range(8)]
+    for name, kms in zip(names, fresh(pair, "kms", len(names)), strict=True):
+        kms.create_alias(AliasName=name, TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+    for kms in fresh(pair, "kms", 8):
+        listed = {a["AliasName"] for a in kms.list_aliases()["Aliases"]}
+        assert set(names) <= listed
+
+
+def test_bucket_changes_reach_every_process(pair):
+    pair.boto("s3").create_bucket(Bucket="shared-bucket")
+    for c in fresh(pair, "s3"):
+        c.head_bucket(Bucket="shared-bucket")
+    pair.boto("s3").put_bucket_encryption(
+        Bucket="shared-bucket",
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
+    )
+    for i, c in enumerate(fresh(pair, "s3")):
+        out = c.put_object(Bucket="shared-bucket", Key=f"k{i}", Body=b"v")
+        assert out["ServerSideEncryption"] == "aws:kms"
+    s3 = pair.boto("s3")
+    for i in range(FRESH):
+        s3.delete_object(Bucket="shared-bucket", Key=f"k{i}")
+    s3.delete_bucket(Bucket="shared-bucket")
+    for c in fresh(pair, "s3"):
+        with pytest.raises(ClientError) as e:
+            c.head_bucket(Bucket="shared-bucket")
+        assert err(e) == ("404", 404)
+
+
+def test_clock_and_key_deletion_are_shared(pair):
+    kms = pair.boto("kms")
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    kms.schedule_key_deletion(KeyId=key, PendingWindowInDays=7)
+    before = pair.clock()["offsetSeconds"]
+    pair.advance_clock(8 * 86400)
+    offsets = {pair.clock()["offsetSeconds"] for _ in range(FRESH)}
+    assert offsets == {before + 8 * 86400}
+    for c in fresh(pair, "kms"):
+        with pytest.raises(ClientError) as e:
+            c.describe_key(KeyId=key)
+        assert err(e) == ("NotFoundException", 400)
+
+
+def test_audit_holds_every_process_records(pair):
+    key = pair.boto("kms").create_key()["KeyMetadata"]["KeyId"]
+    for kms in fresh(pair, "kms", 30):
+        kms.generate_data_key(KeyId=key, KeySpec="AES_256")
+    trail = pair.boto("cloudtrail")
+    events = []
+    for page in trail.get_paginator("lookup_events").paginate(
+        LookupAttributes=[{"AttributeKey": "ResourceName", "AttributeValue": key}]
+    ):
+        events += page["Events"]
+    names = [e["EventName"] for e in events]
+    assert names.count("GenerateDataKey") == 30
+    assert all(json.loads(e["CloudTrailEvent"])["eventName"] for e in events)
+
+
+def test_ingest_through_any_process_is_delivered(pair):
+    inst, bucket, _, _ = configured_instance(
+        pair.boto("connect"), pair.boto("s3"), pair.boto("kms")
+    )
+    contacts = [str(uuid.uuid4()) for _ in range(16)]
+    for cid, c in zip(contacts, fresh(pair, "s3", len(contacts)), strict=True):
+        c.put_object(Bucket="connect-staging", Key=staging_key(inst["Id"], cid), Body=cid.encode())
+    wait_until(
+        lambda: statuses(pair, inst["Id"]) == dict.fromkeys(contacts, "DELIVERED"), timeout=30
+    )
+    s3 = pair.boto("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert len(keys) == len(contacts)
+    bodies = {s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode() for k in keys}
+    assert bodies == set(contacts)
+
+
+def test_workers_exit_when_the_main_process_dies(tmp_path):
+    handle = ServerHandle(tmp_path, ("--no-fsync", "--workers", "2"))
+    handle.start()
+    assert handle.proc is not None
+    others = pids(handle) - {handle.proc.pid}
+    assert len(others) == 1
+    handle.proc.kill()
+    handle.proc.wait()
+    worker = others.pop()
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(worker)
+    handle.start()  # the port and the data dir are usable again at once
+    assert len(pids(handle)) == 2
+    handle.stop()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has exited
+        return f.read().split()[2] != "Z"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_workers_must_be_a_positive_number(tmp_path, value):
+    out = subprocess.run(
+        [sys.executable, "-m", "s3sim", "serve", "--data-dir", str(tmp_path), "--workers", value],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+    )
+    assert out.returncode == 2
+    assert "--workers" in out.stderr and "expected a whole number >= 1" in out.stderr
+
+
+def test_health_names_the_answering_process(pair):
+    with urllib.request.urlopen(f"{pair.endpoint}/_s3sim/health", timeout=5) as r:
+        assert isinstance(json.load(r)["pid"], int)
