@@ -225,8 +225,14 @@ class KeyOps(KMSCore):
 
         "Enabled" | "Disabled" | "PendingDeletion"; NotFoundException when unknown or destroyed.
         """
+        m = _KEY_ARN.match(key_arn or "")
+        with self._lock.reading():  # every S3 request with a cached bucket key asks
+            key = self._state.keys.get(m.group(1)) if m else None
+            if key is None or key.state == DESTROYED:
+                raise NotFoundException(f"Key '{key_arn}' does not exist")
+            if not self._due(key, self._now()):
+                return key.state
         with self._lock:
-            m = _KEY_ARN.match(key_arn or "")
             key = self._state.keys.get(m.group(1)) if m else None
             if key is None:
                 raise NotFoundException(f"Key '{key_arn}' does not exist")

@@ -213,16 +213,27 @@ class KMSCore:
         return key
 
     # ------------------------------------------------------------------ lifecycle
+    @staticmethod
+    def _due(key: KeyRecord, now: float) -> bool:
+        """Whether the clock says something is due: destruction or an auto rotation."""
+        if key.state == PENDING_DELETION and key.deletion_date is not None:
+            return now >= key.deletion_date
+        return bool(
+            key.rotation_enabled
+            and key.state != DISABLED
+            and key.next_rotation_date
+            and now >= key.next_rotation_date
+        )
+
     def _refresh(self, key: KeyRecord) -> KeyRecord:
         """Apply what the clock says is due: destruction after the window, auto rotation."""
         now = self._now()
-        if key.state == PENDING_DELETION and key.deletion_date is not None:
-            if now >= key.deletion_date:
-                return self._destroy(key)
+        if not self._due(key, now):
             return key
-        if key.rotation_enabled and key.state != DISABLED and key.next_rotation_date:
-            if now >= key.next_rotation_date:
-                return self._catch_up_rotation(key, now)
+        if key.state == PENDING_DELETION and key.deletion_date is not None:
+            return self._destroy(key)
+        if key.next_rotation_date:
+            return self._catch_up_rotation(key, now)
         return key
 
     def _catch_up_rotation(self, key: KeyRecord, now: float) -> KeyRecord:

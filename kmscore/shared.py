@@ -105,6 +105,18 @@ class StateLock:
         self._depth -= 1
         self._rlock.release()
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """A read-only section: the thread lock, and the cross-process lock only to reload
+        a state another process saved since (a change still being made by another
+        process is not seen yet: the read happened before it)."""
+        with self._rlock:
+            cell = self._cell
+            if cell is not None and self._depth == 0 and cell.get_int() != self._seen:
+                with self:
+                    pass
+            yield
+
     def saved(self) -> None:
         if self._cell is not None:
             self._seen += 1

@@ -18,6 +18,9 @@ from s3sim.s3.service import S3Service
 from s3sim.s3.update_encryption import update_encryption
 
 XML_LIMIT = 1024 * 1024
+# Bodies up to this size are collected before the response starts: headers and body then
+# leave in one send, and a read failure can still be answered with an error document.
+WHOLE_BODY_MAX = 64 * 1024
 
 
 @dataclass
@@ -223,6 +226,13 @@ class ObjectApi:
         status = 206 if res.partial else 200
         if res.partial:
             headers["Content-Range"] = f"bytes {res.start}-{res.end - 1}/{res.info.size}"
+        if res.end - res.start <= WHOLE_BODY_MAX:
+            try:
+                body = b"".join([chunk async for chunk in res.body])
+            finally:
+                with contextlib.suppress(Exception):
+                    await res.body.aclose()
+            return web.Response(status=status, headers=headers, body=body)
         resp = web.StreamResponse(status=status, headers=headers)
         resp.content_length = res.end - res.start
         try:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -111,6 +112,7 @@ def parse_amz_date(text: str) -> datetime:
         raise MissingDate(f"Invalid date {text!r}") from None
 
 
+@lru_cache(maxsize=1024)  # requests signed in the same second share their date
 def _parse_canonical(text: str) -> datetime | None:
     if len(text) != 16 or text[8] not in "Tt" or text[15] not in "Zz":
         return None

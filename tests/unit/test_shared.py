@@ -111,3 +111,17 @@ def test_concurrent_changes_from_two_facades_are_all_kept(pair):
         t.join()
     assert len(one.list_keys(ADMIN, limit=1000).items) == 30
     assert len(two.list_keys(ADMIN, limit=1000).items) == 30
+
+
+def test_reading_takes_the_cross_process_lock_only_to_reload(tmp_path):
+    reloads: list[str] = []
+    one = StateLock(SharedCell(tmp_path / "g"), lambda: None)
+    two = StateLock(SharedCell(tmp_path / "g"), lambda: reloads.append("two"))
+    with one:  # another process holds the lock: an up-to-date reader is not held up
+        with two.reading():
+            pass
+        one.saved()
+    assert reloads == []
+    with two.reading():  # the other saved meanwhile: reload first
+        pass
+    assert reloads == ["two"]
