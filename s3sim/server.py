@@ -83,6 +83,7 @@ def _build_connect(config: ServerConfig, clock: SimClock, kms: Any, s3: Any, rng
         retry_base=settings.retry_base,
         fsync=config.fsync,
         sweep=not config.worker,
+        shared=config.shared,
     )
 
 

@@ -27,10 +27,12 @@ from s3sim.connect.storage_configs import S3ConfigInput, StorageConfigs
 from s3sim.connect.store import Store
 
 
-def _engine_store(root: Path, rng: Callable[[int], bytes], fsync: bool, sweep: bool) -> Any:
+def _engine_store(
+    root: Path, rng: Callable[[int], bytes], fsync: bool, sweep: bool, shared: bool
+) -> Any:
     from s3sim.s3.engine import EngineStore
 
-    return EngineStore(root, rng=rng, fsync=fsync, sweep=sweep)
+    return EngineStore(root, rng=rng, fsync=fsync, sweep=sweep, shared=shared)
 
 
 class ConnectService:
@@ -54,6 +56,7 @@ class ConnectService:
         fsync: bool = True,
         blob_store: Any = None,
         sweep: bool = True,
+        shared: bool = False,
     ) -> None:
         root = Path(data_dir) / "connect"
         root.mkdir(parents=True, exist_ok=True)
@@ -63,7 +66,7 @@ class ConnectService:
         self.store = Store(root / "connect.db", fsync=fsync)
         blobs = blob_store
         if blobs is None:
-            blobs = _engine_store(root / "blobs", rng, fsync, sweep)
+            blobs = _engine_store(root / "blobs", rng, fsync, sweep, shared)
         self.instances = Instances(self.store, region, clock, rng)
         self.staging = IntermediateStore(
             self.store,

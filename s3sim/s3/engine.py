@@ -36,14 +36,27 @@ class EngineReader:
             raise S3Error("InternalError", CORRUPT) from None
 
 
+SHARED_GRACE = 300.0  # seconds a deleted blob stays readable by other processes
+
+
 class EngineStore:
     def __init__(
-        self, root: Path, rng: Callable[[int], bytes], fsync: bool = True, sweep: bool = True
+        self,
+        root: Path,
+        rng: Callable[[int], bytes],
+        fsync: bool = True,
+        sweep: bool = True,
+        shared: bool = False,
     ) -> None:
+        """`shared`: other server processes use the same files, so deleted blobs stay
+        readable for SHARED_GRACE seconds (storage/blobstore.py)."""
         blobstore, objectfile, errors = _storage()
         self._objectfile = objectfile
         self._corrupt = errors.CorruptObject
-        self._store = blobstore.BlobStore(root, fsync=fsync, rng=rng, sweep=sweep)
+        grace = SHARED_GRACE if shared else 0.0
+        self._store = blobstore.BlobStore(
+            root, fsync=fsync, rng=rng, sweep=sweep, grace_seconds=grace
+        )
         self._leads = objectfile.VerifiedLeads()
         self._buffers = objectfile.BufferPool()
         self._fsync = fsync

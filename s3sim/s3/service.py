@@ -48,7 +48,7 @@ class S3Service:
         if store is None:
             from s3sim.s3.engine import EngineStore
 
-            store = EngineStore(root / "blobs", rng=rng, fsync=fsync, sweep=sweep)
+            store = EngineStore(root / "blobs", rng=rng, fsync=fsync, sweep=sweep, shared=shared)
         index = Index(root / "index.sqlite3", fsync=fsync, shared=shared)
         keys = KeyManager(kms, kms.derived_secret(SSE_S3_SECRET), region, clock, rng)
         garbage = Garbage(store)

@@ -4,6 +4,12 @@ A BlobWriter writes a hidden temp file in the final directory, then on commit
 fsyncs it (optional), renames it into place and fsyncs the directory. A crash
 before the rename leaves only a temp file, which the startup sweep removes. All
 methods block: async callers run them in a thread executor.
+
+With `grace_seconds` (several server processes share the store, s3sim/workers.py) a
+deleted blob is first moved to <root>/trash/ and removed only after the grace period:
+a reader in another process that found the blob in the index just before the delete
+can still open it there. Each process pins the blobs its own readers use (s3/blobs.py);
+the grace period stands in for pins across processes.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -21,6 +28,7 @@ ID_BYTES = 16
 _ID = re.compile(r"[0-9a-f]{32}")
 _DIR = re.compile(r"[0-9a-f]{2}")
 TEMP_SUFFIX = ".tmp"
+TRASH = "trash"
 
 
 def _fsync_dir(path: Path | str) -> None:
@@ -40,6 +48,8 @@ class BlobStore:
         fsync: bool = True,
         rng: Callable[[int], bytes] = os.urandom,
         sweep: bool = True,
+        grace_seconds: float = 0.0,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.root = Path(root)
         self._root = str(self.root)
@@ -47,8 +57,15 @@ class BlobStore:
         self.rng = rng
         self.root.mkdir(parents=True, exist_ok=True)
         self._dirs: set[str] = set()  # fan-out directories known to exist (a cache)
+        self._grace = grace_seconds
+        self._now = now
+        self._trash = f"{self._root}/{TRASH}"
+        self._purged_at = now()
+        if grace_seconds:
+            os.makedirs(self._trash, exist_ok=True)
         if sweep:
             self.sweep_temps()
+            self.purge_trash(older_than=0.0)
 
     def new_id(self) -> str:
         return self.rng(ID_BYTES).hex()
@@ -78,8 +95,14 @@ class BlobStore:
 
     def open_fd(self, blob_id: str) -> int:
         """A raw read-only file descriptor (the caller closes it)."""
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
         try:
-            return os.open(self.path_str(blob_id), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            return os.open(self.path_str(blob_id), flags)
+        except FileNotFoundError:
+            if not self._grace:
+                raise MissingBlob(blob_id) from None
+        try:  # deleted by another process a moment ago: still readable in the trash
+            return os.open(f"{self._trash}/{blob_id}", flags)
         except FileNotFoundError:
             raise MissingBlob(blob_id) from None
 
@@ -87,12 +110,35 @@ class BlobStore:
         return self.path(blob_id).is_file()
 
     def delete(self, blob_id: str) -> bool:
-        """Remove a blob; False if it was already gone."""
+        """Remove a blob (to the trash, with a grace period); False if it was already gone."""
+        path = self.path_str(blob_id)
         try:
-            self.path(blob_id).unlink()
+            if self._grace:
+                os.rename(path, f"{self._trash}/{blob_id}")  # ctime: when it was deleted
+            else:
+                os.unlink(path)
         except FileNotFoundError:
             return False
+        if self._grace and self._now() - self._purged_at >= self._grace / 4:
+            self.purge_trash()
         return True
+
+    def purge_trash(self, older_than: float | None = None) -> int:
+        """Remove trashed blobs deleted more than `older_than` (default: the grace period)
+        seconds ago; returns the count."""
+        self._purged_at = now = self._now()
+        limit = now - (self._grace if older_than is None else older_than)
+        n = 0
+        try:
+            entries = list(os.scandir(self._trash))
+        except FileNotFoundError:
+            return 0
+        for e in entries:
+            with contextlib.suppress(FileNotFoundError):
+                if e.stat().st_ctime <= limit:
+                    os.unlink(e.path)
+                    n += 1
+        return n
 
     def list_ids(self) -> Iterator[str]:
         for d in sorted(self.root.iterdir()):

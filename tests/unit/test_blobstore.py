@@ -1,0 +1,67 @@
+"""BlobStore's grace period: what several server processes sharing one store rely on."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from s3sim.storage.blobstore import BlobStore
+from s3sim.storage.errors import MissingBlob
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def blob(store: BlobStore, data: bytes = b"sealed bytes") -> str:
+    with store.create() as w:
+        w.write(data)
+        return w.commit()
+
+
+def read(store: BlobStore, blob_id: str) -> bytes:
+    fd = store.open_fd(blob_id)
+    try:
+        return os.read(fd, 100)
+    finally:
+        os.close(fd)
+
+
+def test_without_grace_a_deleted_blob_is_gone(tmp_path):
+    store = BlobStore(tmp_path, fsync=False)
+    b = blob(store)
+    assert store.delete(b) and not store.delete(b)
+    with pytest.raises(MissingBlob):
+        store.open_fd(b)
+
+
+def test_with_grace_a_deleted_blob_stays_readable_then_goes(tmp_path):
+    clock = Clock()
+    store = BlobStore(tmp_path, fsync=False, grace_seconds=60, now=clock)
+    b, other = blob(store), blob(store)
+    assert store.delete(b)
+    assert not store.exists(b) and b not in set(store.list_ids())
+    assert read(store, b) == b"sealed bytes"  # a reader that looked it up a moment ago
+    deleted_at = os.stat(tmp_path / "trash" / b).st_ctime
+    clock.t = deleted_at + 30
+    assert store.purge_trash() == 0  # still inside the grace period
+    clock.t = deleted_at + 61
+    store.delete(other)  # a later delete purges what outlived the grace period
+    with pytest.raises(MissingBlob):
+        store.open_fd(b)
+
+
+def test_the_first_process_empties_the_trash_at_startup(tmp_path):
+    store = BlobStore(tmp_path, fsync=False, grace_seconds=60)
+    b = blob(store)
+    store.delete(b)
+    BlobStore(tmp_path, fsync=False, grace_seconds=60, sweep=False)  # a worker: keeps it
+    assert read(store, b) == b"sealed bytes"
+    BlobStore(tmp_path, fsync=False, grace_seconds=60)  # the main process, restarted
+    with pytest.raises(MissingBlob):
+        store.open_fd(b)
