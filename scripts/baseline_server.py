@@ -9,13 +9,19 @@ the event loop is never blocked by disk I/O on big buffers (as s3sim must do).
 
     python scripts/baseline_server.py --port 9100 --data-dir /tmp/base [--fsync]
     python scripts/baseline_server.py --port 9101 --trivial   # answers at once, no disk
+    python scripts/baseline_server.py --port 9100 --data-dir /tmp/base --workers 2
+
+--workers N runs N processes on the port (SO_REUSEPORT), as `s3sim serve --workers N` does.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import os
+import signal
+import socket
 import uuid
 from pathlib import Path
 from urllib.parse import quote
@@ -140,6 +146,7 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path)
     p.add_argument("--trivial", action="store_true", help="answer at once, store nothing")
     p.add_argument("--fsync", action="store_true", help="fsync each object before the rename")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the port")
     args = p.parse_args()
     if args.trivial:
         app = make_trivial_app()
@@ -148,7 +155,39 @@ def main() -> None:
     else:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         app = make_app(Store(args.data_dir, args.fsync))
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+    if args.workers <= 1:
+        web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+        return
+    children = [_fork_worker(app, args.host, args.port) for _ in range(args.workers - 1)]
+    sock = _reuse_port_socket(args.host, args.port)
+    try:
+        web.run_app(app, sock=sock, access_log=None, print=None)
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
+
+
+def _fork_worker(app: web.Application, host: str, port: int) -> int:
+    """Fork one more server process; the child serves until SIGTERM and never returns."""
+    pid = os.fork()
+    if pid:
+        return pid
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: go with the main process
+    try:
+        web.run_app(app, sock=_reuse_port_socket(host, port), access_log=None, print=None)
+    finally:
+        os._exit(0)
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    return sock
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ until it answers HTTP, read its peak RSS, stop it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -32,6 +33,25 @@ def proc_status_kib(pid: int, field_name: str) -> int | None:
     except (OSError, ValueError):
         return None
     return None
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and every descendant (a server with worker processes)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            with contextlib.suppress(OSError, ValueError):
+                todo += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def tree_kib(pid: int, field_name: str) -> int | None:
+    """A /proc status field summed over a process tree (None if unavailable)."""
+    values = [proc_status_kib(p, field_name) for p in process_tree(pid)]
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
 
 
 @dataclass
@@ -75,11 +95,12 @@ class ServerProcess:
         return (": " + " | ".join(lines)) if lines else ""
 
     def peak_rss_mib(self) -> float | None:
-        kib = proc_status_kib(self.proc.pid, "VmHWM") if self.proc else None
+        """Peak RSS, summed over the server's processes (each one's own peak)."""
+        kib = tree_kib(self.proc.pid, "VmHWM") if self.proc else None
         return None if kib is None else kib / 1024
 
     def rss_mib(self) -> float | None:
-        kib = proc_status_kib(self.proc.pid, "VmRSS") if self.proc else None
+        kib = tree_kib(self.proc.pid, "VmRSS") if self.proc else None
         return None if kib is None else kib / 1024
 
     def stop(self) -> None:

@@ -9,7 +9,12 @@ s3sim/baseline and s3sim/moto ratios, the issue's targets, and each server's pea
 denominator of every SSE mode. A server that cannot start, or whose S3 API fails during
 setup, gets "n/a" and the reason below the table.
 
+s3sim runs `--s3sim-workers` processes (default 2, one per core here); the baseline runs
+`--baseline-workers` (default 1, a bare aiohttp server as the issue defines it). Run once
+more with `--baseline-workers 2` for the like-for-like ratio.
+
     python scripts/bench_s3.py [--seconds 3] [--repeat 1] [--targets baseline,moto,s3sim] [--json]
+        [--s3sim-workers 2] [--baseline-workers 1]
 """
 
 from __future__ import annotations
@@ -122,7 +127,7 @@ def client_capacity(tmp: Path, seconds: float) -> dict[str, float]:
 
 
 def servers(
-    tmp: Path, targets: list[str], fsync: bool, s3sim_args: list[str]
+    tmp: Path, targets: list[str], fsync: bool, s3sim_args: list[str], workers: dict[str, int]
 ) -> list[ServerProcess]:
     out = []
     for name in targets:
@@ -134,6 +139,7 @@ def servers(
             script = str(Path(__file__).with_name("baseline_server.py"))
             cmd = python_cmd(script, "--port", str(port), "--data-dir", str(data))
             cmd += ["--fsync"] if fsync else []
+            cmd += ["--workers", str(workers["baseline"])]
             out.append(ServerProcess(name, cmd, port, "/", log))
         elif name == "moto":
             cmd = python_cmd("-m", "moto.server", "-H", "127.0.0.1", "-p", str(port))
@@ -141,6 +147,7 @@ def servers(
         elif name == "s3sim":
             cmd = python_cmd("-m", "s3sim", "serve", "--host", "127.0.0.1", "--port", str(port))
             cmd += ["--data-dir", str(data), "--fsync" if fsync else "--no-fsync", *s3sim_args]
+            cmd += ["--workers", str(workers["s3sim"])]
             out.append(ServerProcess(name, cmd, port, "/_s3sim/health", log))
     return out
 
@@ -331,8 +338,21 @@ def main() -> int:
         default=[],
         help="extra argument for `s3sim serve` (repeatable), e.g. its fsync setting",
     )
+    p.add_argument(
+        "--s3sim-workers",
+        type=int,
+        default=2,
+        help="`s3sim serve --workers` (default 2: one process per core of this machine)",
+    )
+    p.add_argument(
+        "--baseline-workers",
+        type=int,
+        default=1,
+        help="processes of the baseline server (default 1: a bare aiohttp server)",
+    )
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
+    workers = {"baseline": args.baseline_workers, "s3sim": args.s3sim_workers}
     targets = [t for t in args.targets.split(",") if t]
     if "moto" in targets and importlib.util.find_spec("moto") is None:
         print("moto is not installed: skipping it", file=sys.stderr)
@@ -342,15 +362,20 @@ def main() -> int:
     data: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_s3_") as tmp:
         capacity = client_capacity(Path(tmp), min(args.seconds, 3.0))
-        for srv in servers(Path(tmp), targets, args.fsync, args.s3sim_arg):
+        for srv in servers(Path(tmp), targets, args.fsync, args.s3sim_arg, workers):
             data[srv.name] = bench_server(srv, all_cases, args.repeat, huge)
     if args.json:
         doc = as_json(all_cases, data)
         doc["client_capacity_ops_per_s"] = capacity
         doc["fsync"] = args.fsync
+        doc["processes"] = workers
         print(json.dumps(doc, indent=2, default=str))
     else:
         print(table(all_cases, data, huge, args.fsync))
+        print(
+            f"processes: baseline {workers['baseline']}, s3sim {workers['s3sim']} "
+            "(moto: one process, threaded); peak RSS sums the processes"
+        )
         print(
             f"load generator vs a server that answers at once (32 workers): "
             f"4KiB PUT {capacity['put']:,.0f} ops/s, GET {capacity['get']:,.0f} ops/s"

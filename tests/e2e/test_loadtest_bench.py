@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_common import ServerProcess, free_port  # noqa: E402
+from bench_common import ServerProcess, free_port, process_tree  # noqa: E402
 
 from s3sim.loadtest.rawhttp import MAX_KEPT, Endpoint, HttpConnection  # noqa: E402
 
@@ -43,12 +43,26 @@ async def test_baseline_server_round_trip_and_errors(baseline):
     assert baseline.peak_rss_mib() > 10
 
 
+def test_baseline_server_with_two_processes(tmp_path):
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "scripts/baseline_server.py"), "--port", str(port)]
+    srv = ServerProcess("baseline", cmd + ["--data-dir", str(tmp_path), "--workers", "2"], port)
+    srv.start()
+    try:
+        assert len(process_tree(srv.proc.pid)) == 2
+        assert srv.peak_rss_mib() > 20  # summed over both processes
+    finally:
+        srv.stop()
+    assert not Path(f"/proc/{srv.proc.pid}").exists() or srv.proc.poll() is not None
+
+
 @pytest.mark.slow
 def test_bench_s3_reports_baseline_and_s3sim_or_why_not():
     cmd = [sys.executable, str(ROOT / "scripts/bench_s3.py"), "--targets", "baseline,s3sim"]
-    cmd += ["--seconds", "0.3", "--big", "1MiB", "--json"]
+    cmd += ["--seconds", "0.3", "--big", "1MiB", "--json", "--baseline-workers", "2"]
     out = subprocess.run(cmd, capture_output=True, timeout=300, check=True).stdout
     doc = json.loads(out)
+    assert doc["processes"] == {"baseline": 2, "s3sim": 2}
     base = doc["servers"]["baseline"]
     assert base["peak_rss_mib"] > 10
     assert {r["case"] for r in base["results"]} == {"small-put", "small-get", "big-put", "big-get"}
