@@ -99,6 +99,12 @@ class ServerProcess:
         kib = tree_kib(self.proc.pid, "VmHWM") if self.proc else None
         return None if kib is None else kib / 1024
 
+    def reset_peak(self) -> None:
+        """Start VmHWM afresh at the current RSS in every process (Linux clear_refs 5)."""
+        for pid in process_tree(self.proc.pid) if self.proc else []:
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{pid}/clear_refs").write_text("5")
+
     def rss_mib(self) -> float | None:
         kib = tree_kib(self.proc.pid, "VmRSS") if self.proc else None
         return None if kib is None else kib / 1024

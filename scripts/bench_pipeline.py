@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_common import ServerProcess, free_port, python_cmd  # noqa: E402
+from bench_common import ServerProcess, free_port, process_tree, python_cmd  # noqa: E402
 
 from s3sim.loadtest.body import BodyPool  # noqa: E402
 from s3sim.loadtest.client import AwsClient, Credentials, RequestFailed, error_code  # noqa: E402
@@ -66,6 +66,7 @@ class Params:
     open_seconds: float = 8.0
     max_open: int = 400
     timeout_s: float = 120.0
+    server_workers: int = 2
 
 
 @dataclass
@@ -114,12 +115,15 @@ def _ts(iso: str | None) -> float | None:
 
 
 def proc_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far (None if unreadable)."""
+    """User + system CPU seconds of a process and its worker processes (None if unreadable)."""
+    total = 0.0
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for p in process_tree(pid):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+    return total
 
 
 def _per_op_ms(before: float | None, after: float | None, ops: int) -> float | None:
@@ -346,6 +350,7 @@ def bench_mode(mode: str, tmp: Path, p: Params) -> ModeResult:
     data.mkdir()
     cmd = python_cmd("-m", "s3sim", "serve", "--host", "127.0.0.1", "--port", str(port))
     cmd += ["--data-dir", str(data), "--fsync" if mode == "fsync" else "--no-fsync"]
+    cmd += ["--workers", str(p.server_workers)]
     srv = ServerProcess(f"s3sim-{mode}", cmd, port, "/_s3sim/health", tmp / f"{mode}.log")
     try:
         srv.start()
@@ -419,6 +424,7 @@ def table(results: list[ModeResult], p: Params) -> str:
         for r in rs
     ]
     lines.append(
+        f"server processes={p.server_workers} "
         f"workers={p.concurrency} seconds={p.seconds} blast={p.blast} load={p.load} "
         f"open_seconds={p.open_seconds}; fsync = every commit fsynced (survives an OS crash), "
         "no-fsync = survives kill -9 only"
@@ -443,6 +449,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--open-seconds", type=float, default=8.0)
     ap.add_argument("--max-open", type=int, default=400, help="cap on open-loop recordings")
     ap.add_argument("--timeout", type=float, default=120.0, help="per phase")
+    ap.add_argument(
+        "--server-workers", type=int, default=2, help="`s3sim serve --workers` (default 2)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     bad = [m for m in args.modes.split(",") if m not in ("fsync", "no-fsync")]
@@ -463,6 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         open_seconds=args.open_seconds,
         max_open=args.max_open,
         timeout_s=args.timeout,
+        server_workers=args.server_workers,
     )
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         results = [bench_mode(m, Path(tmp), p) for m in args.modes.split(",")]
