@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import os
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -83,6 +84,9 @@ def cases(seconds: float, small: int, big: int) -> list[Case]:
 
 
 async def measure(endpoint: str, case: Case, sse: str) -> Measure:
+    """One measurement. It starts with os.sync(): the dirty pages earlier cases left (s3sim
+    runs three SSE modes, the baseline one) are written back before, not during, it."""
+    await asyncio.to_thread(os.sync)
     slug = sse.replace(":", "-").replace("+", "-").lower()
     cfg = WorkloadConfig(
         name=case.workload,
