@@ -11,6 +11,7 @@ AWS error, retried with exponential backoff on the (simulated) clock.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -224,7 +225,25 @@ class DeliveryWorker:
         except S3Error:
             return False
         same_key = not config.key_arn or info.sse.key_arn == config.key_arn
-        return info.etag == item.etag and info.size == item.size and same_key
+        if info.size != item.size or not same_key:
+            return False
+        # an SSE-KMS object's ETag is not the MD5 of its bytes (as on AWS): compare them
+        return info.etag == item.etag or await self._same_bytes(role, config.bucket, key, item)
+
+    async def _same_bytes(self, role: Any, bucket: str, key: str, item: Item) -> bool:
+        try:
+            res = await self._s3.objects.get(role, bucket, key)
+        except S3Error:
+            return False
+        digest = hashlib.md5()
+        try:
+            async for chunk in res.body:
+                digest.update(chunk)
+        except S3Error:
+            return False
+        finally:
+            await res.body.aclose()
+        return digest.hexdigest() == item.etag
 
     def _failed(self, item: Item, attempts: int, err: BaseException) -> str:
         code, message = error_of(err)

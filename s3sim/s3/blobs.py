@@ -27,7 +27,7 @@ class BlobHeader:
 class Written:
     blob_id: str
     size: int
-    md5_hex: str
+    md5_hex: str | None  # None when the writer asked for no MD5
     checksums: Mapping[str, str]  # algorithm -> base64
 
 
@@ -58,6 +58,7 @@ class BlobStore(Protocol):
         data_key: bytes,
         header: BlobHeader,
         checksum_algorithms: tuple[str, ...],
+        md5: bool = True,
     ) -> Written: ...
 
     async def open(

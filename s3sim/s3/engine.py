@@ -77,6 +77,7 @@ class EngineStore:
         data_key: bytes,
         header: BlobHeader,
         checksum_algorithms: tuple[str, ...],
+        md5: bool = True,
     ) -> Written:
         w = await self._objectfile.write_object(
             self._store,
@@ -87,6 +88,7 @@ class EngineStore:
             self._fsync,
             buffers=self._buffers,
             known_md5=chunks.md5_hex if isinstance(chunks, KnownMd5Body) else None,
+            md5=md5,
         )
         return Written(w.blob_id, w.size, w.md5_hex, dict(w.checksums))
 

@@ -33,7 +33,10 @@ from s3sim.s3.reading import (
     segment_header,
     select_span,
 )
+from s3sim.s3.sse import KMS, SSEC
 from s3sim.storage.index import ObjectRow
+
+OPAQUE_ETAG = (KMS, SSEC)  # algorithms whose objects' ETag is not the data's MD5
 
 MAX_PUT = 5 * 1024**3
 MAX_METADATA = 2048
@@ -171,8 +174,12 @@ class Objects:
         rec, data_key = await core.keys.new_key(
             caller, bucket.name, key, core.keys.resolve(sse, bucket.encryption), object_id
         )
+        # AWS: the ETag of an SSE-KMS or SSE-C object is not an MD5 of its data, so none
+        # is computed (MD5 costs more than AES-GCM here) or stored, unless Content-MD5 asks
+        opaque = rec.algorithm in OPAQUE_ETAG
+        md5 = not opaque or (checksum is not None and checksum.content_md5 is not None)
         written = await core.store.write(
-            body, data_key, blob_header("object", object_id, rec), algorithms
+            body, data_key, blob_header("object", object_id, rec), algorithms, md5=md5
         )
         try:
             checksums = verify_written(written, checksum)
@@ -183,7 +190,7 @@ class Objects:
             bucket=bucket.name,
             key=key,
             size=written.size,
-            etag=preserve.etag if preserve else written.md5_hex,
+            etag=preserve.etag if preserve else _etag(written, opaque, core),
             last_modified=preserve.last_modified if preserve else core.clock.now(),
             content_type=content_type or DEFAULT_CONTENT_TYPE,
             metadata=dict(metadata),
@@ -426,6 +433,13 @@ def _unchanged(object_id: str) -> Callable[[ObjectRow | None], None]:
             raise S3Error("PreconditionFailed", "The object changed during the operation")
 
     return check
+
+
+def _etag(written: Written, opaque: bool, core: Core) -> str:
+    """The MD5 of the data, or (SSE-KMS, SSE-C) 32 hex digits that are not."""
+    if opaque or written.md5_hex is None:
+        return core.rng(16).hex()
+    return written.md5_hex
 
 
 def md5_b64(md5_hex: str) -> str:

@@ -61,7 +61,7 @@ ExpectedHeader = ObjectHeader
 class WrittenObject:
     blob_id: str
     size: int  # plaintext bytes
-    md5_hex: str
+    md5_hex: str | None  # None when the writer asked for no MD5
     checksums: Mapping[str, str]  # "CRC32" | "CRC32C" | "CRC64NVME" | "SHA1" | "SHA256" -> b64
     header_len: int
     chunk_size: int
@@ -100,9 +100,10 @@ class BufferPool:
 
 
 class _KnownMd5:
-    """MultiHasher's interface when the MD5 is given: only the checksums are computed."""
+    """MultiHasher's interface when the MD5 is given (or not wanted: None): only the
+    checksums are computed."""
 
-    def __init__(self, algs: tuple[str, ...], md5_hex: str) -> None:
+    def __init__(self, algs: tuple[str, ...], md5_hex: str | None) -> None:
         self._md5_hex = md5_hex
         self._rest = MultiHasher(algs) if algs else None
 
@@ -110,7 +111,7 @@ class _KnownMd5:
         if self._rest is not None:
             self._rest.update(data)
 
-    def md5_hex(self) -> str:
+    def md5_hex(self) -> str | None:
         return self._md5_hex
 
     def checksums(self) -> dict[str, str]:
@@ -129,6 +130,7 @@ class _Sealer:
         algs: Iterable[str],
         pool: BufferPool,
         known_md5: str | None = None,
+        md5: bool = True,
     ):
         self.store = store
         self.header_bytes = env.encode_header(header)
@@ -137,8 +139,9 @@ class _Sealer:
         self.lead = prefix + self.header_bytes + self.cipher.commitment
         self.cs = header.chunk_size
         algs = tuple(algs)
-        self.hasher = MultiHasher(algs) if known_md5 is None else _KnownMd5(algs, known_md5)
-        self.hashes = known_md5 is None or bool(algs)  # anything to compute at all
+        computed = md5 and known_md5 is None
+        self.hasher = MultiHasher(algs) if computed else _KnownMd5(algs, known_md5)
+        self.hashes = computed or bool(algs)  # anything to compute at all
         self.index = 0
         self.size = 0
         self.writer: BlobWriter | None = None
@@ -213,12 +216,14 @@ async def write_object(
     executor: Executor | None = None,
     buffers: BufferPool | None = None,
     known_md5: str | None = None,
+    md5: bool = True,
 ) -> WrittenObject:
     """Encrypt a plaintext stream into a new committed blob; nothing is left on failure.
 
     `buffers` lends batch buffers across writes (a fresh pool per call without it).
     `known_md5`: the stream's MD5 as a trusted record holds it (bytes authenticated
-    against that record while read); it is returned as md5_hex instead of recomputed."""
+    against that record while read); it is returned as md5_hex instead of recomputed.
+    `md5=False`: no MD5 at all (md5_hex None), for objects whose ETag is not one."""
     full = env.Header(
         header.kind,
         header.object_id,
@@ -230,7 +235,7 @@ async def write_object(
         extra=header.extra,
     )
     pool = BufferPool() if buffers is None else buffers
-    sealer = _Sealer(store, data_key, full, checksum_algorithms, pool, known_md5)
+    sealer = _Sealer(store, data_key, full, checksum_algorithms, pool, known_md5, md5)
     do_fsync = store.fsync if fsync is None else fsync
     batch = _batch_bytes(chunk_size)
     fill: bytearray | None = None  # taken only once the body reaches one batch

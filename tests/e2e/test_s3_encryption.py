@@ -224,3 +224,35 @@ def test_crypto_shredding_after_deletion_window(server, s3, kms, bucket):
         s3.get_object(Bucket=bucket, Key="gone")
     assert err(e) == ("KMS.NotFoundException", 400)
     assert s3.head_object(Bucket=bucket, Key="gone")["ServerSideEncryption"] == "aws:kms"
+
+
+def test_etag_is_the_md5_only_for_sse_s3_objects(server, s3, kms, bucket):
+    """As on AWS: SSE-S3 ETags are the data's MD5; SSE-KMS ones are not (no MD5 of the
+    plaintext is computed or stored for them), yet Content-MD5 is still checked."""
+    data = os.urandom(5000)
+    md5 = hashlib.md5(data)
+    plain = s3.put_object(Bucket=bucket, Key="s3", Body=data)["ETag"]
+    assert plain == f'"{md5.hexdigest()}"'
+    key = kms.create_key()["KeyMetadata"]["KeyId"]
+    etags = set()
+    for name in ("kms1", "kms2"):
+        etag = s3.put_object(
+            Bucket=bucket, Key=name, Body=data, ServerSideEncryption="aws:kms", SSEKMSKeyId=key
+        )["ETag"]
+        assert len(etag) == 34 and etag != plain
+        assert s3.head_object(Bucket=bucket, Key=name)["ETag"] == etag
+        etags.add(etag)
+    assert len(etags) == 2  # a fresh data key, a fresh ETag
+    good = base64.b64encode(md5.digest()).decode()
+    s3.put_object(
+        Bucket=bucket, Key="kms3", Body=data, ServerSideEncryption="aws:kms", ContentMD5=good
+    )
+    bad = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    with pytest.raises(ClientError) as e:
+        s3.put_object(
+            Bucket=bucket, Key="kms4", Body=data, ServerSideEncryption="aws:kms", ContentMD5=bad
+        )
+    assert err(e) == ("BadDigest", 400)
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="kms4")
+    assert err(e) == ("404", 404)
