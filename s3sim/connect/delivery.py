@@ -11,9 +11,8 @@ AWS error, retried with exponential backoff on the (simulated) clock.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +35,29 @@ from s3sim.s3.errors import S3Error
 from s3sim.s3.models import SseRequest
 
 log = logging.getLogger(__name__)
+
+
+async def same_bytes(a: AsyncIterator[bytes], b: AsyncIterator[bytes]) -> bool:
+    """Whether two byte streams hold the same bytes, however each one is chunked."""
+    held = memoryview(b"")
+    async for chunk in a:
+        view = memoryview(chunk)
+        while view:
+            while not held:
+                nxt = await anext(b, None)
+                if nxt is None:
+                    return False
+                held = memoryview(nxt)
+            n = min(len(view), len(held))
+            if view[:n] != held[:n]:
+                return False
+            view, held = view[n:], held[n:]
+    if held:
+        return False
+    async for rest in b:
+        if rest:
+            return False
+    return True
 
 
 def error_of(err: BaseException) -> tuple[str, str]:
@@ -174,9 +196,16 @@ class DeliveryWorker:
             return WAITING_FOR_CONFIG
         attempts = item.attempts + 1
         if not self._store.update_item(
-            item.item_id, item.generation, status=DELIVERING, attempts=attempts, updated_at=now
+            item.item_id,
+            item.generation,
+            from_status=item.status,
+            status=DELIVERING,
+            attempts=attempts,
+            updated_at=now,
         ):
-            return item.status  # re-staged meanwhile: the new generation is delivered instead
+            # re-staged meanwhile (the new generation is delivered instead), or this pass
+            # read the item before an earlier attempt delivered it
+            return item.status
         key = target_key(config.prefix, item.contact_id, item.ext, item.staged_at)
         try:
             await self._put(inst, item, config, key)
@@ -208,7 +237,7 @@ class DeliveryWorker:
         # Only a retry or a re-stage can find its own earlier PUT there (a first attempt of
         # a first generation cannot): skip the HEAD (a thread hop) on the common path.
         maybe_done = item.attempts > 0 or item.generation > 1
-        if maybe_done and await self._already_there(role, config, key, item):
+        if maybe_done and await self._already_there(role, inst, config, key, item):
             return
         body, release = await self._staging.open(inst, item)
         try:
@@ -218,8 +247,11 @@ class DeliveryWorker:
         finally:
             release()
 
-    async def _already_there(self, role: Any, config: StorageConfig, key: str, item: Item) -> bool:
-        """A delivery cut short after its PUT committed: the object is already right."""
+    async def _already_there(
+        self, role: Any, inst: Instance, config: StorageConfig, key: str, item: Item
+    ) -> bool:
+        """A delivery cut short after its PUT committed: the object is already right
+        (same size and key, and the same bytes as staged: read both, on retries only)."""
         try:
             info = await asyncio.to_thread(self._s3.head_object, role, config.bucket, key)
         except S3Error:
@@ -227,23 +259,19 @@ class DeliveryWorker:
         same_key = not config.key_arn or info.sse.key_arn == config.key_arn
         if info.size != item.size or not same_key:
             return False
-        # an SSE-KMS object's ETag is not the MD5 of its bytes (as on AWS): compare them
-        return info.etag == item.etag or await self._same_bytes(role, config.bucket, key, item)
-
-    async def _same_bytes(self, role: Any, bucket: str, key: str, item: Item) -> bool:
         try:
-            res = await self._s3.objects.get(role, bucket, key)
-        except S3Error:
+            res = await self._s3.objects.get(role, config.bucket, key)
+            staged, release = await self._staging.open(inst, item)
+        except (S3Error, LookupError):
             return False
-        digest = hashlib.md5()
         try:
-            async for chunk in res.body:
-                digest.update(chunk)
+            return await same_bytes(res.body, staged)
         except S3Error:
             return False
         finally:
+            release()
             await res.body.aclose()
-        return digest.hexdigest() == item.etag
+            await staged.aclose()  # type: ignore[attr-defined]  # an async generator
 
     def _failed(self, item: Item, attempts: int, err: BaseException) -> str:
         code, message = error_of(err)

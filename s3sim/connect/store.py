@@ -312,13 +312,23 @@ class Store(Database):
             sql, args = sql + " WHERE instance_id=?", (instance_id,)
         return {r[0]: r[1] for r in self._all(sql + " GROUP BY status", args)}
 
-    def update_item(self, item_id: str, generation: int | None = None, **fields: Any) -> bool:
-        """Set fields of an item (only if its generation still matches, when given)."""
+    def update_item(
+        self,
+        item_id: str,
+        generation: int | None = None,
+        *,
+        from_status: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Set fields of an item (only if its generation, and its status when `from_status`
+        is given, still match)."""
         conv = {k: to_ts(v) if isinstance(v, datetime) else v for k, v in fields.items()}
         sets = ", ".join(f"{k}=?" for k in conv)
         sql, args = f"UPDATE items SET {sets} WHERE item_id=?", (*conv.values(), item_id)
         if generation is not None:
             sql, args = sql + " AND generation=?", (*args, generation)
+        if from_status is not None:
+            sql, args = sql + " AND status=?", (*args, from_status)
         with self.tx() as db:
             return db.execute(sql, args).rowcount == 1
 

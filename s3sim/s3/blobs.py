@@ -31,22 +31,6 @@ class Written:
     checksums: Mapping[str, str]  # algorithm -> base64
 
 
-class KnownMd5Body:
-    """A body whose plaintext MD5 a trusted record already holds, e.g. staged bytes that
-    are authenticated (AES-GCM) while read: a BlobStore may take `md5_hex` instead of
-    hashing every byte again. Anything that wraps the body drops the hint (safe)."""
-
-    def __init__(self, chunks: AsyncIterator[bytes], md5_hex: str) -> None:
-        self._chunks = chunks
-        self.md5_hex = md5_hex
-
-    def __aiter__(self) -> KnownMd5Body:
-        return self
-
-    async def __anext__(self) -> bytes:
-        return await self._chunks.__anext__()
-
-
 class BlobReader(Protocol):
     def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]: ...
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from s3sim.s3.blobs import BlobHeader, KnownMd5Body, Written
+from s3sim.s3.blobs import BlobHeader, Written
 from s3sim.s3.errors import S3Error
 
 CORRUPT = "The stored object failed its integrity check and cannot be served."
@@ -87,7 +87,6 @@ class EngineStore:
             checksum_algorithms,
             self._fsync,
             buffers=self._buffers,
-            known_md5=chunks.md5_hex if isinstance(chunks, KnownMd5Body) else None,
             md5=md5,
         )
         return Written(w.blob_id, w.size, w.md5_hex, dict(w.checksums))

@@ -99,20 +99,18 @@ class BufferPool:
             self._free.append(buf)
 
 
-class _KnownMd5:
-    """MultiHasher's interface when the MD5 is given (or not wanted: None): only the
-    checksums are computed."""
+class _NoMd5:
+    """MultiHasher's interface when no MD5 is wanted: only the checksums are computed."""
 
-    def __init__(self, algs: tuple[str, ...], md5_hex: str | None) -> None:
-        self._md5_hex = md5_hex
+    def __init__(self, algs: tuple[str, ...]) -> None:
         self._rest = MultiHasher(algs) if algs else None
 
     def update(self, data: Buffer) -> None:
         if self._rest is not None:
             self._rest.update(data)
 
-    def md5_hex(self) -> str | None:
-        return self._md5_hex
+    def md5_hex(self) -> None:
+        return None
 
     def checksums(self) -> dict[str, str]:
         return self._rest.checksums() if self._rest is not None else {}
@@ -129,7 +127,6 @@ class _Sealer:
         header: env.Header,
         algs: Iterable[str],
         pool: BufferPool,
-        known_md5: str | None = None,
         md5: bool = True,
     ):
         self.store = store
@@ -139,9 +136,8 @@ class _Sealer:
         self.lead = prefix + self.header_bytes + self.cipher.commitment
         self.cs = header.chunk_size
         algs = tuple(algs)
-        computed = md5 and known_md5 is None
-        self.hasher = MultiHasher(algs) if computed else _KnownMd5(algs, known_md5)
-        self.hashes = computed or bool(algs)  # anything to compute at all
+        self.hasher = MultiHasher(algs) if md5 else _NoMd5(algs)
+        self.hashes = md5 or bool(algs)  # anything to compute at all
         self.index = 0
         self.size = 0
         self.writer: BlobWriter | None = None
@@ -215,14 +211,11 @@ async def write_object(
     chunk_size: int = env.DEFAULT_CHUNK_SIZE,
     executor: Executor | None = None,
     buffers: BufferPool | None = None,
-    known_md5: str | None = None,
     md5: bool = True,
 ) -> WrittenObject:
     """Encrypt a plaintext stream into a new committed blob; nothing is left on failure.
 
     `buffers` lends batch buffers across writes (a fresh pool per call without it).
-    `known_md5`: the stream's MD5 as a trusted record holds it (bytes authenticated
-    against that record while read); it is returned as md5_hex instead of recomputed.
     `md5=False`: no MD5 at all (md5_hex None), for objects whose ETag is not one."""
     full = env.Header(
         header.kind,
@@ -235,7 +228,7 @@ async def write_object(
         extra=header.extra,
     )
     pool = BufferPool() if buffers is None else buffers
-    sealer = _Sealer(store, data_key, full, checksum_algorithms, pool, known_md5, md5)
+    sealer = _Sealer(store, data_key, full, checksum_algorithms, pool, md5)
     do_fsync = store.fsync if fsync is None else fsync
     batch = _batch_bytes(chunk_size)
     fill: bytearray | None = None  # taken only once the body reaches one batch

@@ -552,7 +552,7 @@ async def test_memory_stays_flat_for_a_256_mib_stream(tmp_path):
 
 
 @pytest.mark.parametrize("n", [10, 2 * of.BATCH_BYTES + 5])
-async def test_known_md5_is_taken_not_recomputed(store, monkeypatch, n):
+async def test_no_md5_when_not_wanted(store, monkeypatch, n):
     data = os.urandom(n)
     md5s: list[int] = []
     real = of.MultiHasher.__init__
@@ -562,8 +562,9 @@ async def test_known_md5_is_taken_not_recomputed(store, monkeypatch, n):
         real(self, algorithms)
 
     monkeypatch.setattr(of.MultiHasher, "__init__", spy)
-    w = await write(store, data, known_md5="ab" * 16)
-    assert (w.md5_hex, w.checksums, md5s) == ("ab" * 16, {}, [])
-    w = await write(store, data, known_md5="cd" * 16, checksum_algorithms=("CRC32",))
-    assert (w.md5_hex, w.checksums) == ("cd" * 16, {"CRC32": checksum("CRC32", data)})
+    w = await write(store, data, md5=False)
+    assert (w.md5_hex, w.checksums, md5s) == (None, {}, [])
+    w = await write(store, data, md5=False, checksum_algorithms=("CRC32",))
+    assert (w.md5_hex, w.checksums) == (None, {"CRC32": checksum("CRC32", data)})
     assert await read_all(store, w.blob_id) == data
+    assert (await write(store, data)).md5_hex == hashlib.md5(data).hexdigest()
