@@ -42,6 +42,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="server processes sharing the port and the data dir (default 1; see README)",
     )
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--worker-fd", type=int, default=-1, help=argparse.SUPPRESS)
     g = p.add_argument_group("Connect two-phase pipeline")
     g.add_argument(
         "--connect-delivery-delay",
@@ -147,6 +148,7 @@ def serve(args: argparse.Namespace) -> int:
         ),
         workers=args.workers,
         worker=args.worker,
+        worker_fd=args.worker_fd,
     )
     try:
         load_identities(config.data_dir)

@@ -30,6 +30,7 @@ class ServerConfig:
     # server processes on the port (s3sim/workers.py); `worker` marks processes 2..N
     workers: int = 1
     worker: bool = False
+    worker_fd: int = -1  # a worker's end of its socket pair with the main process
 
     @property
     def shared(self) -> bool:

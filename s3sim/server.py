@@ -175,25 +175,34 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    if config.worker:
-        workers.watch_parent(lambda: loop.call_soon_threadsafe(stop.set))
-    sock = workers.listen_socket(config.host, config.port, reuse_port=config.shared)
-    config = replace(config, port=sock.getsockname()[1])
+    sock = None if config.worker else workers.listen_socket(config.host, config.port)
+    if sock is not None:
+        config = replace(config, port=sock.getsockname()[1])
     components = build_components(config)
     files = tls.ensure_certificates(config.tls_dir) if config.tls else None
     ssl_ctx = tls.server_context(files) if files else None
     runner = web.AppRunner(build_app(components), access_log=None, handle_signals=False)
     others = workers.Workers(config)
+    dispatcher: workers.Dispatcher | None = None
     try:
         await runner.setup()
-        await web.SockSite(runner, sock, ssl_context=ssl_ctx).start()
-        if not config.worker:
+        serve_here = workers.connection_server(runner, ssl_ctx)
+        if config.worker:
+            workers.receive_connections(config.worker_fd, serve_here, stop.set)
+        elif config.shared:
             await others.start()
+            dispatcher = workers.Dispatcher(sock, serve_here, others.channels)
+            dispatcher.start()
+        else:
+            await web.SockSite(runner, sock, ssl_context=ssl_ctx).start()
         on_ready(config, files)
         await stop.wait()
         log.info("shutting down")
     finally:
+        if dispatcher is not None:
+            await dispatcher.stop()
         await others.stop()
         await runner.cleanup()
-        sock.close()
+        if sock is not None:
+            sock.close()
         close_components(components)

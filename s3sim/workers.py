@@ -1,14 +1,17 @@
-"""Several server processes on one port over one data dir (`s3sim serve --workers N`).
+"""Several server processes over one data dir (`s3sim serve --workers N`).
 
-The first process (the main one) sweeps crash leftovers, binds the port with
-SO_REUSEPORT and starts N-1 worker processes (`s3sim serve --worker ...`) that bind the
-same port; the kernel spreads connections over all of them. Every process serves every
-API. What they share lives on disk and is coherent across processes (docs/ARCHITECTURE.md
-"Several processes"): SQLite indexes, the KMS state (flock + save counter), the audit
-trail (O_APPEND), the simulated clock (a shared cell). Only the main process runs
-Connect's delivery loop; it picks up items staged by workers on its poll.
+The first process (the main one) sweeps crash leftovers, listens on the port and starts
+N-1 worker processes (`s3sim serve --worker --worker-fd FD ...`), each connected to it
+by a Unix socket pair. The main process accepts every connection and hands them out in
+turn: one to itself, then one to each worker (the descriptor travels with SCM_RIGHTS), so
+even two connections use two processes (the kernel's SO_REUSEPORT hash would put both on
+one process half of the time). Every process serves every API. What they share lives on
+disk and is coherent across processes (docs/ARCHITECTURE.md "Several processes"): SQLite
+indexes, the KMS state (flock + save counter), the audit trail (O_APPEND), the simulated
+clock (a shared cell). Only the main process runs Connect's delivery loop; it picks up
+items staged by workers on its poll.
 
-A worker exits when the main process closes its stdin (the main process exited, even by
+A worker exits when its socket pair reaches EOF (the main process exited, even by
 kill -9) or on SIGTERM/SIGINT; the main process stops its workers when it stops.
 """
 
@@ -20,8 +23,8 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable
+from typing import Any
 
 from s3sim.config import ServerConfig
 
@@ -30,14 +33,12 @@ WORKER_READY = "s3sim worker ready"
 START_TIMEOUT = 60.0
 
 
-def listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
-    """A bound listening TCP socket (SO_REUSEPORT when several processes share the port)."""
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening, non-blocking TCP socket."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(1024)
         sock.setblocking(False)
@@ -47,10 +48,11 @@ def listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def worker_argv(config: ServerConfig) -> list[str]:
-    """The command line of one worker process of this (main) server."""
+def worker_argv(config: ServerConfig, fd: int) -> list[str]:
+    """The command line of one worker process of this (main) server; `fd` is its end of
+    the socket pair."""
     c, cs = config, config.connect
-    argv = [sys.executable, "-m", "s3sim", "serve", "--worker"]
+    argv = [sys.executable, "-m", "s3sim", "serve", "--worker", "--worker-fd", str(fd)]
     argv += ["--host", c.host, "--port", str(c.port), "--data-dir", str(c.data_dir)]
     argv += ["--region", c.region, "--workers", str(c.workers)]
     argv += ["--fsync" if c.fsync else "--no-fsync"]
@@ -65,20 +67,27 @@ def worker_argv(config: ServerConfig) -> list[str]:
 
 
 class Workers:
-    """The main process's handle on its worker processes."""
+    """The main process's handle on its worker processes and their socket pairs."""
 
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
         self._procs: list[subprocess.Popen[bytes]] = []
+        self.channels: list[socket.socket] = []  # the main process's ends, one per worker
 
     async def start(self) -> None:
         """Start workers 2..N and wait until each one serves (or fail)."""
         for _ in range(self._config.workers - 1):
-            self._procs.append(
-                subprocess.Popen(
-                    worker_argv(self._config), stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            with theirs:
+                self._procs.append(
+                    subprocess.Popen(
+                        worker_argv(self._config, theirs.fileno()),
+                        stdout=subprocess.PIPE,
+                        pass_fds=(theirs.fileno(),),
+                    )
                 )
-            )
+            mine.setblocking(False)
+            self.channels.append(mine)
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(asyncio.to_thread(_await_ready, p) for p in self._procs)),
@@ -88,16 +97,114 @@ class Workers:
             await self.stop()
             raise
 
-    @property
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._procs]
-
     async def stop(self) -> None:
         procs, self._procs = self._procs, []
+        for channel in self.channels:
+            channel.close()
+        self.channels = []
         for p in procs:
             with contextlib.suppress(OSError):
                 p.terminate()
         await asyncio.gather(*(asyncio.to_thread(_reap, p) for p in procs))
+
+
+class Dispatcher:
+    """The main process's accept loop: each new connection goes to the next process in
+    turn (itself included); a worker that cannot take one leaves it to the main process."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        serve_here: Callable[[socket.socket], None],
+        channels: list[socket.socket],
+    ) -> None:
+        self._sock = sock
+        self._serve_here = serve_here
+        self._channels = channels
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="s3sim-accept")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        turn = 0
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(self._sock)
+            except OSError as err:  # e.g. EMFILE: keep serving what is connected
+                log.warning("accept failed: %s", err)
+                await asyncio.sleep(0.05)
+                continue
+            turn = (turn + 1) % (len(self._channels) + 1)
+            if turn and self._hand_over(conn, self._channels[turn - 1]):
+                continue
+            self._serve_here(conn)
+
+    @staticmethod
+    def _hand_over(conn: socket.socket, channel: socket.socket) -> bool:
+        try:
+            socket.send_fds(channel, [b"c"], [conn.fileno()])
+        except OSError:  # the worker is gone or not keeping up
+            return False
+        conn.close()  # the worker holds its own descriptor now
+        return True
+
+
+def receive_connections(
+    fd: int, serve_here: Callable[[socket.socket], None], on_gone: Callable[[], None]
+) -> socket.socket:
+    """In a worker: serve each connection the main process hands over on `fd`; call
+    `on_gone` when the main process closed its end (it stopped, or died)."""
+    channel = socket.socket(fileno=fd)
+    channel.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    def readable() -> None:
+        while True:  # one message (one byte, one descriptor) per connection
+            try:
+                msg, fds, _, _ = socket.recv_fds(channel, 1, 1)
+            except BlockingIOError:
+                return
+            except OSError:
+                msg, fds = b"", []
+            for received in fds:
+                serve_here(socket.socket(fileno=received))
+            if not msg:
+                loop.remove_reader(channel)
+                on_gone()
+                return
+
+    loop.add_reader(channel, readable)
+    return channel
+
+
+def connection_server(runner: Any, ssl_ctx: Any = None) -> Callable[[socket.socket], None]:
+    """serve_here(conn): serve one accepted connection with the aiohttp app of a set-up
+    `web.AppRunner` (as its own site would), over TLS when `ssl_ctx` is given."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task] = set()
+
+    async def attach(conn: socket.socket) -> None:
+        try:
+            await loop.connect_accepted_socket(runner.server, conn, ssl=ssl_ctx)
+        except (OSError, ConnectionError) as err:  # e.g. a failed TLS handshake
+            log.debug("connection dropped before serving: %s", err)
+            conn.close()
+
+    def serve_here(conn: socket.socket) -> None:
+        task = loop.create_task(attach(conn))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return serve_here
 
 
 def _await_ready(proc: subprocess.Popen[bytes]) -> None:
@@ -117,16 +224,3 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
         if pipe is not None:
             with contextlib.suppress(OSError):
                 pipe.close()
-
-
-def watch_parent(on_gone: Callable[[], None]) -> None:
-    """In a worker: call `on_gone` (from a daemon thread) once stdin reaches EOF, i.e. when
-    the main process closed it or died."""
-
-    def wait() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            while sys.stdin.buffer.read(4096):
-                pass
-        on_gone()
-
-    threading.Thread(target=wait, name="s3sim-parent-watch", daemon=True).start()

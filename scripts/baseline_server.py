@@ -11,22 +11,31 @@ the event loop is never blocked by disk I/O on big buffers (as s3sim must do).
     python scripts/baseline_server.py --port 9101 --trivial   # answers at once, no disk
     python scripts/baseline_server.py --port 9100 --data-dir /tmp/base --workers 2
 
---workers N runs N processes on the port (SO_REUSEPORT), as `s3sim serve --workers N` does.
+--workers N runs N processes on the port, dealt connections in turn by the first one, as
+`s3sim serve --workers N` does (it uses s3sim.workers for that).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import os
 import signal
 import socket
+import sys
 import uuid
 from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from s3sim.workers import (  # noqa: E402
+    Dispatcher,
+    connection_server,
+    listen_socket,
+    receive_connections,
+)
 
 BLOCK = 1 << 20
 NO_SUCH_KEY = (
@@ -158,36 +167,50 @@ def main() -> None:
     if args.workers <= 1:
         web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
         return
-    children = [_fork_worker(app, args.host, args.port) for _ in range(args.workers - 1)]
-    sock = _reuse_port_socket(args.host, args.port)
+    sock = listen_socket(args.host, args.port)
+    channels, children = [], []
+    for _ in range(args.workers - 1):  # fork before any event loop exists
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            mine.close()
+            asyncio.run(_serve(app, None, [], theirs.detach()))
+            os._exit(0)
+        theirs.close()
+        mine.setblocking(False)
+        channels.append(mine)
+        children.append(pid)
     try:
-        web.run_app(app, sock=sock, access_log=None, print=None)
+        asyncio.run(_serve(app, sock, channels, -1))
     finally:
-        for pid in children:
-            os.kill(pid, signal.SIGTERM)
+        for ch in channels:
+            ch.close()  # the workers see EOF and stop
         for pid in children:
             os.waitpid(pid, 0)
 
 
-def _fork_worker(app: web.Application, host: str, port: int) -> int:
-    """Fork one more server process; the child serves until SIGTERM and never returns."""
-    pid = os.fork()
-    if pid:
-        return pid
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: go with the main process
-    try:
-        web.run_app(app, sock=_reuse_port_socket(host, port), access_log=None, print=None)
-    finally:
-        os._exit(0)
-
-
-def _reuse_port_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    return sock
+async def _serve(app: web.Application, sock, channels: list, fd: int) -> None:
+    """One process of a --workers pool, as `s3sim serve --workers N` runs them: the main
+    process deals connections out in turn (s3sim.workers.Dispatcher), workers serve what
+    they are handed."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    serve_here = connection_server(runner)
+    dispatcher = None
+    if sock is None:
+        receive_connections(fd, serve_here, stop.set)
+    else:
+        dispatcher = Dispatcher(sock, serve_here, channels)
+        dispatcher.start()
+    await stop.wait()
+    if dispatcher is not None:
+        await dispatcher.stop()
+    await runner.cleanup()
 
 
 if __name__ == "__main__":

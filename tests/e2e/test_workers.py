@@ -1,8 +1,9 @@
 """`s3sim serve --workers 2`: two processes on one port over one data dir.
 
-Each new boto3 client opens new connections, which the kernel spreads over the
-processes; every check below is repeated over many fresh clients, so it passes only if
-every process sees what another one changed (KMS state, buckets, clock, audit, Connect).
+Each new boto3 client opens new connections, which the main process deals out to the
+processes in turn; every check below is repeated over many fresh clients, so it passes
+only if every process sees what another one changed (KMS state, buckets, clock, audit,
+Connect).
 """
 
 from __future__ import annotations
@@ -47,6 +48,13 @@ def test_two_processes_serve_the_port(pair):
     assert len(seen) == 2
     assert pair.proc is not None and pair.proc.pid in seen
     assert "2 server processes share the port" in pair.log
+
+
+def test_new_connections_are_dealt_in_turn(pair):
+    """The main process hands connections out in turn: even two use both processes."""
+    seq = [pair.health()["pid"] for _ in range(10)]  # a fresh connection each
+    assert len(set(seq)) == 2
+    assert all(a != b for a, b in zip(seq, seq[1:], strict=False))
 
 
 def test_kms_changes_reach_every_process(pair):
