@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Two-phase ingest against plain PUT, same server, same run, under each durability mode.
 
-For each mode (`--modes no-fsync,fsync`) one fresh `s3sim serve` is started on a free
-port and a temp data dir. Setup (not timed): a customer KMS key, the delivery bucket, a
+For each mode (`--modes no-fsync,fsync`) one fresh `s3sim serve --workers
+<--server-workers, default 2>` is started on a free port and a temp data dir (server CPU
+is summed over its processes). Setup (not timed): a customer KMS key, the delivery bucket, a
 Connect instance and its CALL_RECORDINGS storage config (SSE-KMS under that key). Then:
 
 1. plain PUT: `--small` (4 KiB) PUT ops/s with SSE-KMS + bucket key, and `--size` (1 MiB)
@@ -18,6 +19,7 @@ timestamps are the server's wall clock (microseconds; the simulated clock is not
 so no per-item polling loads the server while it is measured.
 
     python scripts/bench_pipeline.py [--modes no-fsync,fsync] [--seconds 4] [--blast 120] [--json]
+        [--server-workers 2]
 """
 
 from __future__ import annotations
