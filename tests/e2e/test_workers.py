@@ -236,3 +236,16 @@ class _Reader:
         out = self._data[self._pos : end]
         self._pos += len(out)
         return out
+
+
+def test_tls_connections_are_served_by_every_process(server_factory):
+    """With --tls the main process hands over the raw connection; each process does the
+    TLS handshake itself."""
+    srv = server_factory(["--tls", "--no-fsync", "--workers", "2"])
+    assert len(pids(srv, 8)) == 2  # health over HTTPS with the generated CA
+    s3 = srv.boto("s3")
+    s3.create_bucket(Bucket="tls-two")
+    for i, c in enumerate(fresh(srv, "s3", 6)):
+        c.put_object(Bucket="tls-two", Key=f"k{i}", Body=b"x" * i)
+    for i, c in enumerate(fresh(srv, "s3", 6)):
+        assert c.get_object(Bucket="tls-two", Key=f"k{i}")["Body"].read() == b"x" * i
