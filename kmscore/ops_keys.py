@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from functools import lru_cache
 
 from kmscore.caller import Caller
 from kmscore.errors import (
@@ -38,6 +39,12 @@ from kmscore.tags import normalize_tags
 
 MAX_DESCRIPTION = 8192
 _KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]*:\d{12}:key/([0-9a-f-]{36})$")
+
+
+@lru_cache(maxsize=4096)
+def _key_id_of(key_arn: str) -> str | None:
+    m = _KEY_ARN.match(key_arn)
+    return m.group(1) if m else None
 
 
 def metadata(key: KeyRecord) -> KeyMetadata:
@@ -225,15 +232,16 @@ class KeyOps(KMSCore):
 
         "Enabled" | "Disabled" | "PendingDeletion"; NotFoundException when unknown or destroyed.
         """
-        m = _KEY_ARN.match(key_arn or "")
+        key_id = _key_id_of(key_arn or "")
         with self._lock.reading():  # every S3 request with a cached bucket key asks
-            key = self._state.keys.get(m.group(1)) if m else None
+            key = self._state.keys.get(key_id) if key_id else None
             if key is None or key.state == DESTROYED:
                 raise NotFoundException(f"Key '{key_arn}' does not exist")
-            if not self._due(key, self._now()):
+            lifecycle = key.state == PENDING_DELETION or key.rotation_enabled
+            if not lifecycle or not self._due(key, self._now()):
                 return key.state
         with self._lock:
-            key = self._state.keys.get(m.group(1)) if m else None
+            key = self._state.keys.get(key_id) if key_id else None
             if key is None:
                 raise NotFoundException(f"Key '{key_arn}' does not exist")
             key = self._refresh(key)

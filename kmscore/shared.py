@@ -79,6 +79,7 @@ class StateLock:
         self._reload = reload
         self._depth = 0
         self._seen = cell.get_int() if cell is not None else 0
+        self._reading = _Reading(self)
 
     def __enter__(self) -> StateLock:
         self._rlock.acquire()
@@ -105,22 +106,42 @@ class StateLock:
         self._depth -= 1
         self._rlock.release()
 
-    @contextmanager
-    def reading(self) -> Iterator[None]:
+    def reading(self) -> _Reading:
         """A read-only section: the thread lock, and the cross-process lock only to reload
         a state another process saved since (a change still being made by another
         process is not seen yet: the read happened before it)."""
-        with self._rlock:
-            cell = self._cell
-            if cell is not None and self._depth == 0 and cell.get_int() != self._seen:
+        return self._reading
+
+    def _enter_reading(self) -> None:
+        self._rlock.acquire()
+        cell = self._cell
+        if cell is not None and self._depth == 0 and cell.get_int() != self._seen:
+            try:
                 with self:
                     pass
-            yield
+            except BaseException:
+                self._rlock.release()
+                raise
 
     def saved(self) -> None:
         if self._cell is not None:
             self._seen += 1
             self._cell.set_int(self._seen)
+
+
+class _Reading:
+    """StateLock.reading() as a plain context manager (it is entered on hot paths)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self, lock: StateLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock._enter_reading()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock._rlock.release()
 
 
 class Generation:
