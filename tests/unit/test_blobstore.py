@@ -7,7 +7,8 @@ import os
 import pytest
 
 from s3sim.storage.blobstore import BlobStore
-from s3sim.storage.errors import MissingBlob
+from s3sim.storage.errors import MissingBlob, StorageError
+from tests.unit.objectfile_env import files
 
 
 class Clock:
@@ -65,3 +66,36 @@ def test_the_first_process_empties_the_trash_at_startup(tmp_path):
     BlobStore(tmp_path, fsync=False, grace_seconds=60)  # the main process, restarted
     with pytest.raises(MissingBlob):
         store.open_fd(b)
+
+
+def test_orphan_temp_files_are_swept_at_startup(tmp_path):
+    store = BlobStore(tmp_path, fsync=True)
+    done = store.create()
+    done.write(b"committed")
+    blob_id = done.commit()
+    crashed = store.create()  # a write in flight when the process died
+    crashed.write(b"partial")
+    assert os.path.exists(crashed.temp)
+    assert list(store.list_ids()) == [blob_id]
+    BlobStore(tmp_path)  # restart
+    assert not os.path.exists(crashed.temp)
+    assert store.path(blob_id).read_bytes() == b"committed"
+    assert files(store) == [blob_id]
+
+
+def test_blob_ids_never_collide_with_existing_blobs(tmp_path):
+    store = BlobStore(tmp_path, fsync=False, rng=lambda n: bytes(n))  # always the same id
+    with store.create() as w:
+        w.commit()
+    with pytest.raises(StorageError, match="colliding"):
+        store.create()
+    assert store.path(w.blob_id).exists()
+
+
+def test_writer_context_manager_aborts_on_error(tmp_path):
+    store = BlobStore(tmp_path, fsync=False)
+    with pytest.raises(RuntimeError), store.create() as w:
+        w.writev([b"a", memoryview(b"bc"), b""])
+        assert w.size == 3
+        raise RuntimeError
+    assert files(store) == []
