@@ -6,139 +6,32 @@ The real storage engine and kmscore are exercised in tests/e2e/test_s3_*.py.
 from __future__ import annotations
 
 import hashlib
-import json
 from base64 import b64encode
-from dataclasses import dataclass
 
 import pytest
 
-from kmscore import errors as kms_errors
-from kmscore.caller import Caller
 from kmscore.clock import FixedClock
-from s3sim.s3.blobs import BlobHeader, Written
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import ChecksumRequest, Conditions, CustomerKey, EncryptionRule, SseRequest
 from s3sim.s3.service import S3Service
 from s3sim.storage.checksums import checksum
-
-ADMIN = Caller("arn:aws:iam::111122223333:root", "111122223333")
-ALICE = Caller("arn:aws:iam::111122223333:user/alice", "111122223333", ("s3:*",))
-READER = Caller("arn:aws:iam::111122223333:user/r", "111122223333", ("s3:GetObject",))
-OTHER = Caller("arn:aws:iam::444455556666:root", "444455556666")
-MiB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class DataKey:
-    key_arn: str
-    plaintext: bytes
-    ciphertext_blob: bytes
-    key_material_id: str = "m1"
-
-
-class FakeKMS:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, dict]] = []
-        self.states: dict[str, str] = {}
-        self.root = b"fake root key".ljust(32, b"\0")  # the same across restarts
-
-    def derived_secret(self, name: str) -> bytes:
-        return hashlib.sha256(self.root + name.encode()).digest()
-
-    def arn(self, key_id: str) -> str:
-        if key_id.startswith("arn:"):
-            return key_id
-        return f"arn:aws:kms:us-east-1:111122223333:key/{key_id}"
-
-    def _check(self, caller: Caller, arn: str) -> None:
-        state = self.states.get(arn)
-        if state is None:
-            raise kms_errors.NotFoundException(f"Key '{arn}' does not exist")
-        if state == "Disabled":
-            raise kms_errors.DisabledException(f"{arn} is disabled.")
-        if caller.account != arn.split(":")[4]:
-            raise kms_errors.AccessDeniedException("denied")
-
-    def aws_managed_key(self, account: str, alias: str = "aws/s3") -> str:
-        arn = f"arn:aws:kms:us-east-1:{account}:key/managed"
-        self.states.setdefault(arn, "Enabled")
-        return arn
-
-    def generate_data_key(self, caller, key_id, context, *a, **k):
-        arn = self.arn(key_id)
-        self._check(caller, arn)
-        self.calls.append(("GenerateDataKey", arn, dict(context)))
-        pt = hashlib.sha256(json.dumps([arn, len(self.calls)]).encode()).digest()
-        blob = json.dumps({"arn": arn, "ctx": context, "pt": pt.hex()}).encode()
-        return DataKey(arn, pt, blob)
-
-    def decrypt(self, caller, blob, context, key_id=None, grant_tokens=()):
-        d = json.loads(blob)
-        self._check(caller, d["arn"])
-        self.calls.append(("Decrypt", d["arn"], dict(context)))
-        if d["ctx"] != dict(context):
-            raise kms_errors.InvalidCiphertextException("")
-        return DataKey(d["arn"], bytes.fromhex(d["pt"]), b"")
-
-    def key_state(self, arn: str) -> str:
-        return self.states.get(arn, "NotFound")
-
-
-class MemReader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    async def iter_range(self, start: int, end: int):
-        for i in range(start, end, 65536):
-            yield self.data[i : min(i + 65536, end)]
-
-
-class MemStore:
-    def __init__(self) -> None:
-        self.blobs: dict[str, tuple[bytes, bytes, BlobHeader]] = {}
-        self.n = 0
-
-    async def write(self, chunks, data_key, header, checksum_algorithms, md5=True):
-        data = b"".join([c async for c in chunks])
-        self.n += 1
-        blob_id = f"blob{self.n}"
-        self.blobs[blob_id] = (data, data_key, header)
-        checks = {a: checksum(a, data) for a in checksum_algorithms}
-        return Written(blob_id, len(data), hashlib.md5(data).hexdigest() if md5 else None, checks)
-
-    async def open(self, blob_id, data_key, header, size=None):
-        data, key, hdr = self.blobs[blob_id]
-        if key != data_key or hdr != header:
-            raise S3Error("InternalError", "corrupt")
-        return MemReader(data)
-
-    def delete(self, blob_id):
-        del self.blobs[blob_id]
-
-    def list_ids(self):
-        return list(self.blobs)
-
-
-async def body(data: bytes):
-    for i in range(0, len(data), 1000):
-        yield data[i : i + 1000]
-
-
-async def read(res) -> bytes:
-    return b"".join([c async for c in res.body])
+from tests.unit.s3_env import (
+    ADMIN,
+    ALICE,
+    OTHER,
+    READER,
+    FakeKMS,
+    MemStore,
+    body,
+    code,
+    make_env,
+    read,
+)
 
 
 @pytest.fixture
 def env(tmp_path):
-    kms, store, clock = FakeKMS(), MemStore(), FixedClock()
-    kms.states[kms.arn("k1")] = "Enabled"
-    s3 = S3Service(tmp_path, "us-east-1", clock, kms, store=store, fsync=False)
-    s3.buckets.create(ADMIN, "bkt")
-    return s3, kms, store, clock
-
-
-def code(exc_info) -> tuple[str, int]:
-    return exc_info.value.code, exc_info.value.status
+    return make_env(tmp_path)
 
 
 async def test_put_get_roundtrip_sse_s3_by_default(env):
@@ -336,110 +229,6 @@ async def test_range_and_conditions(env):
     with pytest.raises(S3Error) as e:
         await s3.objects.get(ADMIN, "bkt", "k", conditions=Conditions(if_unmodified_since=earlier))
     assert e.value.code == "PreconditionFailed"
-
-
-async def test_multipart(env):
-    s3, kms, store, _ = env
-    up = await s3.multipart.create(ADMIN, "bkt", "big", sse=SseRequest("aws:kms", "k1"))
-    p1, p2 = b"a" * (5 * MiB), b"tail"
-    e1 = await s3.multipart.upload_part(ADMIN, "bkt", "big", up.upload_id, 1, body(p1))
-    e2 = await s3.multipart.upload_part(ADMIN, "bkt", "big", up.upload_id, 2, body(p2))
-    with pytest.raises(S3Error) as e:
-        await s3.multipart.complete(ADMIN, "bkt", "big", up.upload_id, [(2, e2.etag), (1, e1.etag)])
-    assert code(e) == ("InvalidPartOrder", 400)
-    with pytest.raises(S3Error) as e:
-        await s3.multipart.complete(ADMIN, "bkt", "big", up.upload_id, [(1, "bad"), (2, e2.etag)])
-    assert code(e) == ("InvalidPart", 400)
-    with pytest.raises(S3Error) as e:
-        await s3.multipart.complete(ADMIN, "bkt", "big", up.upload_id, [(2, e2.etag), (3, "x")])
-    assert code(e) == ("InvalidPart", 400)
-    up2 = await s3.multipart.create(
-        ADMIN, "bkt", "ck", sse=SseRequest(), checksum_algorithm="CRC32"
-    )
-    c1 = await s3.multipart.upload_part(ADMIN, "bkt", "ck", up2.upload_id, 1, body(b"data"))
-    with pytest.raises(S3Error) as e:
-        await s3.multipart.complete(
-            ADMIN,
-            "bkt",
-            "ck",
-            up2.upload_id,
-            [(1, c1.etag)],
-            part_checksums={1: {"CRC32": "AAAAAA=="}},
-        )
-    assert code(e) == ("InvalidPart", 400)
-    await s3.multipart.complete(
-        ADMIN, "bkt", "ck", up2.upload_id, [(1, c1.etag)], part_checksums={1: dict(c1.checksums)}
-    )
-    res, _ = await s3.multipart.complete(
-        ADMIN, "bkt", "big", up.upload_id, [(1, e1.etag), (2, e2.etag)]
-    )
-    md5s = hashlib.md5(p1).digest() + hashlib.md5(p2).digest()
-    assert res.etag == hashlib.md5(md5s).hexdigest() + "-2"
-    got = await s3.objects.get(
-        ADMIN, "bkt", "big", range_header=f"bytes={5 * MiB - 2}-{5 * MiB + 1}"
-    )
-    assert await read(got) == b"aata"
-    with pytest.raises(S3Error) as e:
-        await s3.multipart.upload_part(ADMIN, "bkt", "big", up.upload_id, 3, body(b"x"))
-    assert code(e) == ("NoSuchUpload", 404)
-
-
-async def test_multipart_entity_too_small_and_abort(env):
-    s3, _, store, _ = env
-    up = await s3.multipart.create(ADMIN, "bkt", "k", sse=SseRequest())
-    e1 = await s3.multipart.upload_part(ADMIN, "bkt", "k", up.upload_id, 1, body(b"small"))
-    e2 = await s3.multipart.upload_part(ADMIN, "bkt", "k", up.upload_id, 2, body(b"small"))
-    with pytest.raises(S3Error) as e:
-        await s3.multipart.complete(ADMIN, "bkt", "k", up.upload_id, [(1, e1.etag), (2, e2.etag)])
-    assert code(e) == ("EntityTooSmall", 400)
-    with pytest.raises(S3Error) as e:
-        await s3.multipart.upload_part(ADMIN, "bkt", "k", up.upload_id, 10001, body(b"x"))
-    assert code(e) == ("InvalidArgument", 400)
-    s3.multipart.abort(ADMIN, "bkt", "k", up.upload_id)
-    assert store.blobs == {}
-    with pytest.raises(S3Error) as e:
-        s3.multipart.abort(ADMIN, "bkt", "k", up.upload_id)
-    assert code(e) == ("NoSuchUpload", 404)
-
-
-async def test_copy_reencrypts_and_self_copy_rule(env):
-    s3, kms, _, _ = env
-    await s3.put_object(ADMIN, "bkt", "src", body(b"payload"), sse=SseRequest("aws:kms", "k1"))
-    new, _ = await s3.objects.copy(ADMIN, "bkt", "src", "bkt", "dst", sse=SseRequest())
-    assert new.sse.algorithm == "AES256"
-    assert await read(await s3.objects.get(ADMIN, "bkt", "dst")) == b"payload"
-    with pytest.raises(S3Error) as e:
-        await s3.objects.copy(ADMIN, "bkt", "src", "bkt", "src", sse=SseRequest())
-    assert code(e) == ("InvalidRequest", 400)
-    with pytest.raises(S3Error) as e:
-        await s3.objects.copy(ADMIN, "bkt", "missing", "bkt", "x", sse=SseRequest())
-    assert code(e) == ("NoSuchKey", 404)
-    etag = f'"{s3.head_object(ADMIN, "bkt", "src").etag}"'
-    for cond in (Conditions(if_none_match=etag), Conditions(if_match='"nope"')):
-        with pytest.raises(S3Error) as e:
-            await s3.objects.copy(
-                ADMIN, "bkt", "src", "bkt", "x", sse=SseRequest(), source_conditions=cond
-            )
-        assert code(e) == ("PreconditionFailed", 412)
-
-
-async def test_sse_c(env):
-    s3, _, _, _ = env
-    key = bytes(range(32))
-    ck = CustomerKey("AES256", key, b64encode(hashlib.md5(key).digest()).decode())
-    await s3.put_object(ADMIN, "bkt", "k", body(b"secret"), sse=SseRequest(customer=ck))
-    with pytest.raises(S3Error) as e:
-        await s3.objects.get(ADMIN, "bkt", "k")
-    assert code(e) == ("InvalidRequest", 400)
-    wrong = bytes(32)
-    bad = CustomerKey("AES256", wrong, b64encode(hashlib.md5(wrong).digest()).decode())
-    with pytest.raises(S3Error) as e:
-        await s3.objects.get(ADMIN, "bkt", "k", customer=bad)
-    assert code(e) == ("AccessDenied", 403)
-    assert await read(await s3.objects.get(ADMIN, "bkt", "k", customer=ck)) == b"secret"
-    with pytest.raises(S3Error) as e:
-        s3.check_ssec_transport(False, ck)
-    assert code(e) == ("InvalidRequest", 400)
 
 
 async def test_staging_bucket_goes_to_sink(env):
