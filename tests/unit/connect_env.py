@@ -8,6 +8,7 @@ from pathlib import Path
 from kmscore import KMS, Caller
 from kmscore.clock import FixedClock
 from s3sim.connect.instances import NewInstance
+from s3sim.connect.paths import target_key
 from s3sim.connect.service import ConnectService
 from s3sim.connect.storage_configs import S3ConfigInput
 from s3sim.s3.service import S3Service
@@ -73,3 +74,18 @@ def make_env(tmp: Path, **kw) -> Env:
     kw.setdefault("retry_base", 1.0)
     connect = ConnectService(tmp, REGION, clock, kms, s3, fsync=False, **kw)
     return Env(tmp, clock, kms, s3, connect)
+
+
+DATA = bytes(range(256)) * 41 + b"tail"
+
+
+def items(env: Env, inst, contact=None):
+    return env.connect.pipeline_items(inst.instance_id, contact)
+
+
+async def deliver_all(env: Env) -> int:
+    return await env.connect.worker.run_once()
+
+
+def expected_key(item, prefix="connect/rec"):
+    return target_key(prefix, item.contact_id, item.ext, item.staged_at)
