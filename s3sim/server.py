@@ -186,15 +186,16 @@ async def serve(
     dispatcher: workers.Dispatcher | None = None
     try:
         await runner.setup()
-        serve_here = workers.connection_server(runner, ssl_ctx)
-        if config.worker:
-            workers.receive_connections(config.worker_fd, serve_here, stop.set)
-        elif config.shared:
-            await others.start()
-            dispatcher = workers.Dispatcher(sock, serve_here, others.channels)
-            dispatcher.start()
-        else:
+        if not config.shared:
             await web.SockSite(runner, sock, ssl_context=ssl_ctx).start()
+        else:  # several processes (s3sim/workers.py)
+            serve_here = workers.connection_server(runner, ssl_ctx)
+            if config.worker:
+                workers.receive_connections(config.worker_fd, serve_here, stop.set)
+            else:
+                await others.start()
+                dispatcher = workers.Dispatcher(sock, serve_here, others.channels)
+                dispatcher.start()
         on_ready(config, files)
         await stop.wait()
         log.info("shutting down")

@@ -53,7 +53,7 @@ def worker_argv(config: ServerConfig, fd: int) -> list[str]:
     the socket pair."""
     c, cs = config, config.connect
     argv = [sys.executable, "-m", "s3sim", "serve", "--worker", "--worker-fd", str(fd)]
-    argv += ["--host", c.host, "--port", str(c.port), "--data-dir", str(c.data_dir)]
+    argv += ["--data-dir", str(c.data_dir)]  # no host/port: a worker is handed connections
     argv += ["--region", c.region, "--workers", str(c.workers)]
     argv += ["--fsync" if c.fsync else "--no-fsync"]
     argv += ["--tls"] if c.tls else []

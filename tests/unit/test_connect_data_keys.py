@@ -165,5 +165,5 @@ async def test_ingest_whose_data_key_another_process_destroyed_is_refused(env):
     staging._blobs.write = write_then_lose_the_key
     with pytest.raises(S3Error) as exc:
         await env.ingest(inst, "c-2", DATA)
-    assert exc.value.code == "ServiceUnavailable"
+    assert (exc.value.code, exc.value.status) == ("ServiceUnavailable", 503)
     assert [i.contact_id for i in items(env, inst)] == ["c-1"]
