@@ -153,14 +153,15 @@ def build_app(components: Components, rng: Callable[[int], bytes] = os.urandom) 
     connect = components.connect
 
     async def start_connect(_: web.Application) -> None:
-        await connect.start()
+        # every process delivers (claims are leased: s3sim/connect/delivery.py); only the
+        # main one maintains (retention, data-key destruction, grant retirement)
+        await connect.start(maintain=not config.worker)
 
     async def stop_connect(_: web.Application) -> None:
         await connect.stop()
 
-    if not config.worker:  # one delivery loop per data dir (s3sim/workers.py)
-        app.on_startup.append(start_connect)
-        app.on_shutdown.append(stop_connect)
+    app.on_startup.append(start_connect)
+    app.on_shutdown.append(stop_connect)
     return app
 
 

@@ -6,12 +6,23 @@ instance's service role (KMS access through the grant). The target key is fixed 
 the item, so a retry (after a failure or a kill -9) rewrites the same object or finds
 it already there: never a second one. Failures keep the item staged, FAILED with the
 AWS error, retried with exponential backoff on the (simulated) clock.
+
+Every server process runs this loop (`s3sim serve --workers N`). A delivery starts with
+a claim, a compare-and-set in the store that exactly one process can win: the item
+becomes DELIVERING with `attempts + 1`, which is the claim's fencing token, and a lease
+of `lease_seconds` (`next_attempt_at`). Whatever the delivery writes afterwards
+(DELIVERED, FAILED) is conditioned on that token, so a process whose claim was taken
+over writes nothing. A DELIVERING item is due again only once its lease ran out (its
+process died mid-delivery); the main process's startup sweep drops the leases of the
+previous run (`Store.release_claims`). Maintenance (retention, data-key destruction,
+grant retirement, promote-waiting) runs only where `maintains` is set: the main process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +46,10 @@ from s3sim.s3.errors import S3Error
 from s3sim.s3.models import SseRequest
 
 log = logging.getLogger(__name__)
+# How long a claim holds an item (simulated seconds). A 1 MiB delivery takes tens of ms
+# and a GiB-sized one a few seconds, so only a process that died mid-delivery (or a
+# clock advanced past the lease) lets another one take an item over.
+LEASE_SECONDS = 300.0
 
 
 async def same_bytes(a: AsyncIterator[bytes], b: AsyncIterator[bytes]) -> bool:
@@ -92,6 +107,8 @@ class DeliveryWorker:
         retry_cap: float = 300.0,
         poll_interval: float = 0.2,
         retire_grants: Callable[[], int] = lambda: 0,
+        lease_seconds: float = LEASE_SECONDS,
+        maintains: bool = True,
     ) -> None:
         self._store = store
         self._staging = staging
@@ -104,6 +121,8 @@ class DeliveryWorker:
         self._retry_cap = retry_cap
         self._poll = poll_interval
         self._retire_grants = retire_grants
+        self._lease = timedelta(seconds=lease_seconds)
+        self.maintains = maintains  # False: deliver only (a worker process)
         self._in_flight: dict[str, asyncio.Task] = {}
         self._wake = asyncio.Event()
         self._maintained_at: datetime | None = None
@@ -154,9 +173,8 @@ class DeliveryWorker:
         now = self._clock.now()
         if maintain:
             self._maintained_at = now
-            await asyncio.to_thread(self._staging.maintain, now, self._retention)
-            await asyncio.to_thread(self._promote_waiting)
-        self._retire_grants()
+            await asyncio.to_thread(self._maintain, now)
+        self._retire_grants_here()
         room = self._max_parallel * 4
         due = await asyncio.to_thread(self._store.due_items, now, room + len(self._in_flight))
         started = []
@@ -170,9 +188,19 @@ class DeliveryWorker:
             await asyncio.gather(*started, return_exceptions=True)
         return len(started)
 
-    def _promote_waiting(self) -> None:
-        """Items that wait for a config that now exists become due (closes an ingest race)."""
+    def _maintain(self, now: datetime) -> None:
+        """Expiry, data-key destruction and promote-waiting where this process maintains;
+        elsewhere only forget the data keys another process destroyed."""
+        if not self.maintains:
+            self._staging.forget_destroyed()
+            return
+        self._staging.maintain(now, self._retention)
+        # items that wait for a config that now exists become due (closes an ingest race)
         self._store.promote_waiting()
+
+    def _retire_grants_here(self) -> None:
+        if self.maintains:
+            self._retire_grants()
 
     async def _guarded(self, item: Item) -> None:
         try:
@@ -183,7 +211,8 @@ class DeliveryWorker:
 
     # -- one item ----------------------------------------------------------------
     async def deliver(self, item: Item) -> str:
-        """Deliver one item; returns its new status."""
+        """Deliver one item; returns its new status (the status read if another process
+        holds it, or if this pass read it before an earlier attempt delivered it)."""
         inst = self._store.get_instance(item.instance_id)
         config = self._store.config_for(item.instance_id, item.resource_type)
         now = self._clock.now()
@@ -191,36 +220,44 @@ class DeliveryWorker:
             return item.status
         if config is None:
             self._store.update_item(
-                item.item_id, item.generation, status=WAITING_FOR_CONFIG, updated_at=now
+                item.item_id,
+                item.generation,
+                from_status=item.status,
+                fence=item.attempts,
+                status=WAITING_FOR_CONFIG,
+                updated_at=now,
             )
             return WAITING_FOR_CONFIG
-        attempts = item.attempts + 1
-        if not self._store.update_item(
-            item.item_id,
-            item.generation,
-            from_status=item.status,
-            status=DELIVERING,
-            attempts=attempts,
-            updated_at=now,
-        ):
-            # re-staged meanwhile (the new generation is delivered instead), or this pass
-            # read the item before an earlier attempt delivered it
-            return item.status
+        if not self._store.claim_item(item, now, now + self._lease):
+            return item.status  # re-staged, delivered or claimed by another process
+        token = item.attempts + 1
         key = target_key(config.prefix, item.contact_id, item.ext, item.staged_at)
         try:
             await self._put(inst, item, config, key)
         except asyncio.CancelledError:
+            self._release(item, token)
             raise
         except Exception as err:  # every failure keeps the item, with its AWS error
-            return self._failed(item, attempts, err)
-        location = f"{config.bucket}/{key}"
+            return self._failed(item, token, err)
+        return self._delivered(item, token, f"{config.bucket}/{key}")
+
+    def _release(self, item: Item, token: int) -> None:
+        """A delivery cut short by a stop: the item is due again at once, elsewhere too."""
+        self._store.update_item(
+            item.item_id, item.generation, from_status=DELIVERING, fence=token, next_attempt_at=None
+        )
+
+    def _delivered(self, item: Item, token: int, location: str) -> str:
+        now = self._clock.now()
         done = self._store.update_item(
             item.item_id,
             item.generation,
+            from_status=DELIVERING,
+            fence=token,  # nothing if another process took the item over meanwhile
             status=DELIVERED,
             location=location,
-            delivered_at=self._clock.now(),
-            updated_at=self._clock.now(),
+            delivered_at=now,
+            updated_at=now,
             blob_id=None,
             next_attempt_at=None,
             last_error_code=None,
@@ -229,7 +266,8 @@ class DeliveryWorker:
         if done:
             self._staging.destroy_blob(item.blob_id)
             self.delivered_count += 1
-        self._retire_grants()
+            log.info("delivered %s to %s (pid %d)", item.item_id, location, os.getpid())
+        self._retire_grants_here()
         return DELIVERED
 
     async def _put(self, inst: Instance, item: Item, config: StorageConfig, key: str) -> None:
@@ -273,20 +311,22 @@ class DeliveryWorker:
             await res.body.aclose()
             await staged.aclose()  # type: ignore[attr-defined]  # an async generator
 
-    def _failed(self, item: Item, attempts: int, err: BaseException) -> str:
+    def _failed(self, item: Item, token: int, err: BaseException) -> str:
         code, message = error_of(err)
         if code == "InternalServiceException":
             log.warning("connect delivery of %s failed", item.item_id, exc_info=err)
-        delay = backoff_seconds(attempts, self._retry_base, self._retry_cap)
+        delay = backoff_seconds(token, self._retry_base, self._retry_cap)
         now = self._clock.now()
         self._store.update_item(
             item.item_id,
             item.generation,
+            from_status=DELIVERING,
+            fence=token,
             status=FAILED,
             last_error_code=code,
             last_error_message=message,
             next_attempt_at=now + timedelta(seconds=delay),
             updated_at=now,
         )
-        self._retire_grants()
+        self._retire_grants_here()
         return FAILED

@@ -96,11 +96,16 @@ class ConnectService:
             retire_grants=self.configs.retire_pending,
         )
         self.orphans_removed = self.staging.sweep_orphans() if sweep else 0
+        # the startup sweep runs before any process delivers: leftover claims are void
+        self.claims_released = self.store.release_claims() if sweep else 0
         if hasattr(s3, "set_staging_sink"):
             s3.set_staging_sink(self.staging)
 
     # -- lifecycle ------------------------------------------------------------------------
-    async def start(self) -> None:
+    async def start(self, maintain: bool = True) -> None:
+        """Start the delivery loop; `maintain=False` in all but one process of a data dir
+        (retention, data-key destruction and grant retirement run there only)."""
+        self.worker.maintains = maintain
         await self.worker.start()
 
     async def stop(self) -> None:

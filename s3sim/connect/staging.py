@@ -275,6 +275,14 @@ class IntermediateStore:
             self._plain.pop(dk_id, None)
             self._chosen.pop(dk_id, None)
 
+    def forget_destroyed(self) -> None:
+        """Drop from memory the data keys another process destroyed."""
+        held = {*self._plain, *self._chosen}  # before the query: a key is stored first
+        if not held:
+            return
+        known = self._store.data_key_ids()
+        self.forget_data_keys([k for k in held if k not in known])
+
     def destroy_blob(self, blob_id: str | None) -> None:
         if blob_id:
             self.garbage.delete([blob_id])
@@ -289,8 +297,14 @@ class IntermediateStore:
                 self._store.retire_data_key(dk.dk_id)
         expired = self._store.expired_items(now - timedelta(seconds=retention_seconds))
         for item in expired:
-            if self._store.update_item(
-                item.item_id, item.generation, status=EXPIRED, blob_id=None, updated_at=now
+            if self._store.update_item(  # not if a delivery claimed it meanwhile
+                item.item_id,
+                item.generation,
+                from_status=item.status,
+                fence=item.attempts,
+                status=EXPIRED,
+                blob_id=None,
+                updated_at=now,
             ):
                 self.destroy_blob(item.blob_id)
                 if item.dk_id:

@@ -199,6 +199,9 @@ class Store(Database):
         rows = self._all("SELECT * FROM data_keys WHERE instance_id=?", (instance_id,))
         return [data_key_of(r) for r in rows]
 
+    def data_key_ids(self) -> set[str]:
+        return {r[0] for r in self._all("SELECT dk_id FROM data_keys")}
+
     def retire_data_key(self, dk_id: str) -> None:
         with self.tx() as db:
             db.execute("UPDATE data_keys SET retired=1 WHERE dk_id=?", (dk_id,))
@@ -294,7 +297,8 @@ class Store(Database):
         return [item_of(r) for r in self._all(sql + " ORDER BY staged_at, item_id", args)]
 
     def due_items(self, now: datetime, limit: int) -> list[Item]:
-        """Pending items whose next attempt is due (DELIVERING ones left by a crash too)."""
+        """Pending items whose next attempt is due: a DELIVERING one only once its claim's
+        lease (its `next_attempt_at`) ran out, i.e. the process delivering it died."""
         rows = self._all(
             f"SELECT {ITEM_COLS} FROM items WHERE status IN {PENDING_SQL} AND status<>? AND "
             "(next_attempt_at IS NULL OR next_attempt_at<=?) ORDER BY staged_at LIMIT ?",
@@ -318,19 +322,49 @@ class Store(Database):
         generation: int | None = None,
         *,
         from_status: str | None = None,
+        fence: int | None = None,
         **fields: Any,
     ) -> bool:
-        """Set fields of an item (only if its generation, and its status when `from_status`
-        is given, still match)."""
+        """Set fields of an item (only if its generation, its status when `from_status` is
+        given and its `attempts` when `fence` is given still match)."""
         conv = {k: to_ts(v) if isinstance(v, datetime) else v for k, v in fields.items()}
         sets = ", ".join(f"{k}=?" for k in conv)
         sql, args = f"UPDATE items SET {sets} WHERE item_id=?", (*conv.values(), item_id)
-        if generation is not None:
-            sql, args = sql + " AND generation=?", (*args, generation)
-        if from_status is not None:
-            sql, args = sql + " AND status=?", (*args, from_status)
+        for column, value in (
+            ("generation", generation),
+            ("status", from_status),
+            ("attempts", fence),
+        ):
+            if value is not None:
+                sql, args = sql + f" AND {column}=?", (*args, value)
         with self.tx() as db:
             return db.execute(sql, args).rowcount == 1
+
+    def claim_item(self, item: Item, now: datetime, lease_until: datetime) -> bool:
+        """Compare-and-set the claim of a delivery: the item becomes DELIVERING with
+        `attempts + 1` (the claim's fencing token) and `next_attempt_at = lease_until`,
+        only if it is still as read (generation, status, attempts) and still due (no live
+        lease). Of processes racing for one item exactly one wins."""
+        sql = (
+            "UPDATE items SET status=?, attempts=attempts+1, updated_at=?, next_attempt_at=? "
+            "WHERE item_id=? AND generation=? AND status=? AND attempts=? AND status IN "
+            "(?,?,?) AND (next_attempt_at IS NULL OR next_attempt_at<=?)"
+        )
+        args = (DELIVERING, to_ts(now), to_ts(lease_until), item.item_id, item.generation)
+        args += (item.status, item.attempts, STAGED, FAILED, DELIVERING, to_ts(now))
+        with self.tx() as db:
+            return db.execute(sql, args).rowcount == 1
+
+    def release_claims(self) -> int:
+        """Every DELIVERING item becomes due at once (its lease is dropped): for the startup
+        sweep, when no process can be delivering anything."""
+        probe = "SELECT 1 FROM items WHERE status=? AND next_attempt_at IS NOT NULL LIMIT 1"
+        if not self._one(probe, (DELIVERING,)):
+            return 0  # the usual case: no write transaction at all
+        with self.tx() as db:
+            return db.execute(
+                "UPDATE items SET next_attempt_at=NULL WHERE status=?", (DELIVERING,)
+            ).rowcount
 
     def promote_waiting(self, instance_id: str | None = None, resource_type: str = "") -> int:
         """WAITING_FOR_CONFIG items whose config now exists become STAGED, due now.

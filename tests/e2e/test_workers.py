@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,14 +22,21 @@ from botocore.exceptions import ClientError
 
 from tests.awserr import err
 from tests.e2e.conftest import ROOT, ServerHandle
-from tests.e2e.connect_helpers import configured_instance, staging_key, statuses, wait_until
+from tests.e2e.connect_helpers import (
+    configured_instance,
+    items,
+    staging_key,
+    statuses,
+    wait_until,
+)
 
 FRESH = 24  # fresh connections per check: both processes are hit (p of a miss: 2**-23)
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory):
-    handle = ServerHandle(tmp_path_factory.mktemp("workers"), ("--no-fsync", "--workers", "2"))
+    args = ("--no-fsync", "--workers", "2", "--log-level", "info")  # info: who delivered
+    handle = ServerHandle(tmp_path_factory.mktemp("workers"), args)
     handle.start()
     yield handle
     handle.stop()
@@ -147,6 +155,8 @@ def test_audit_holds_every_process_records(pair):
 
 
 def test_ingest_through_any_process_is_delivered(pair):
+    """Every process runs the delivery loop and an ingest wakes the loop of the process
+    that took it: both processes deliver, and the claim lets only one deliver an item."""
     inst, bucket, _, _ = configured_instance(
         pair.boto("connect"), pair.boto("s3"), pair.boto("kms")
     )
@@ -161,6 +171,19 @@ def test_ingest_through_any_process_is_delivered(pair):
     assert len(keys) == len(contacts)
     bodies = {s3.get_object(Bucket=bucket, Key=k)["Body"].read().decode() for k in keys}
     assert bodies == set(contacts)
+    assert {i["Attempts"] for i in items(pair, inst["Id"])} == {1}
+    by = deliverers(pair, bucket)  # location -> the pids that logged its delivery
+    assert sorted(by) == sorted(f"{bucket}/{k}" for k in keys)
+    assert all(len(p) == 1 for p in by.values()), "an item was delivered twice"
+    assert {p for ps in by.values() for p in ps} == pids(pair)
+
+
+def deliverers(server: ServerHandle, bucket: str) -> dict[str, list[int]]:
+    """From the server log (INFO, both processes): who delivered what into `bucket`."""
+    found: dict[str, list[int]] = {}
+    for m in re.finditer(rf"delivered \S+ to ({re.escape(bucket)}/\S+) \(pid (\d+)\)", server.log):
+        found.setdefault(m[1], []).append(int(m[2]))
+    return found
 
 
 def test_workers_exit_when_the_main_process_dies(tmp_path):
