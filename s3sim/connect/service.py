@@ -26,6 +26,10 @@ from s3sim.connect.staging import IntermediateStore
 from s3sim.connect.storage_configs import S3ConfigInput, StorageConfigs
 from s3sim.connect.store import Store
 
+# With several processes a retired data key outlives its last item this long (seconds):
+# an ingest in another process may still be writing with it (as SHARED_GRACE for blobs).
+KEY_GRACE = 300.0
+
 
 def _engine_store(
     root: Path, rng: Callable[[int], bytes], fsync: bool, sweep: bool, shared: bool
@@ -78,6 +82,7 @@ class ConnectService:
             rotate_items=rotate_items,
             rotate_seconds=rotate_seconds,
             on_ingest=self._wake,
+            destroy_grace=KEY_GRACE if shared else 0.0,
         )
         self.configs = StorageConfigs(
             self.store, self.instances, kms, s3, region, clock, rng, on_change=self._wake

@@ -6,7 +6,10 @@ key that belongs to one instance only: generated from Connect's AWS-owned key wi
 the encryption context {"aws:connect:instanceArn": <instance ARN>}, used for at most
 `rotate_items` items or `rotate_seconds` seconds, never by another instance.
 Expiry (retention) and delivery destroy the staged bytes; a data key is destroyed
-once it is retired and no pending item needs it, so what is left is unreadable.
+once it is retired and no pending item needs it, so what is left is unreadable. With
+several server processes (`destroy_grace`) only `destroy_grace` seconds after it was
+retired: an ingest in another process may still be writing with it (this process's own
+ingests are known to it).
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class IntermediateStore:
         rotate_items: int = 100,
         rotate_seconds: float = 3600.0,
         on_ingest: Callable[[], None] = lambda: None,
+        destroy_grace: float = 0.0,
     ) -> None:
         self._store = store
         self._kms = kms
@@ -104,6 +108,7 @@ class IntermediateStore:
         self._rotate_items = rotate_items
         self._rotate_seconds = rotate_seconds
         self._on_ingest = on_ingest
+        self._grace = timedelta(seconds=destroy_grace)
         self._plain: dict[str, bytes] = {}  # dk_id -> plaintext data key (memory only)
         self._locks: dict[str, asyncio.Lock] = {}
         self._chosen: dict[str, int] = {}  # dk_id -> items that chose it (this process)
@@ -211,7 +216,8 @@ class IntermediateStore:
             dk = self._store.current_data_key(inst.instance_id)
             if dk is None or self._worn_out(dk):
                 if dk is not None:
-                    await asyncio.to_thread(self._store.retire_data_key, dk.dk_id)
+                    now = self._clock.now()
+                    await asyncio.to_thread(self._store.retire_data_key, dk.dk_id, now)
                 dk, plain = await asyncio.to_thread(self._new_data_key, inst)
             else:
                 plain = await self.plaintext(inst, dk)
@@ -292,9 +298,9 @@ class IntermediateStore:
 
         Returns (items expired, data keys destroyed).
         """
-        for dk in self._store.data_keys():
-            if not dk.retired and (now - dk.created).total_seconds() >= self._rotate_seconds:
-                self._store.retire_data_key(dk.dk_id)
+        for dk in self._store.live_data_keys():
+            if (now - dk.created).total_seconds() >= self._rotate_seconds:
+                self._store.retire_data_key(dk.dk_id, now)
         expired = self._store.expired_items(now - timedelta(seconds=retention_seconds))
         for item in expired:
             if self._store.update_item(  # not if a delivery claimed it meanwhile
@@ -308,7 +314,7 @@ class IntermediateStore:
             ):
                 self.destroy_blob(item.blob_id)
                 if item.dk_id:
-                    self._store.retire_data_key(item.dk_id)
-        destroyed = self._store.destroy_unused_data_keys(set(self._in_use))
+                    self._store.retire_data_key(item.dk_id, now)
+        destroyed = self._store.destroy_unused_data_keys(set(self._in_use), now - self._grace)
         self.forget_data_keys(destroyed)
         return len(expired), len(destroyed)

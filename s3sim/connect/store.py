@@ -199,24 +199,34 @@ class Store(Database):
         rows = self._all("SELECT * FROM data_keys WHERE instance_id=?", (instance_id,))
         return [data_key_of(r) for r in rows]
 
+    def live_data_keys(self) -> list[DataKeyRecord]:
+        """The data keys not yet retired."""
+        return [data_key_of(r) for r in self._all("SELECT * FROM data_keys WHERE retired=0")]
+
     def data_key_ids(self) -> set[str]:
         return {r[0] for r in self._all("SELECT dk_id FROM data_keys")}
 
-    def retire_data_key(self, dk_id: str) -> None:
+    def retire_data_key(self, dk_id: str, at: datetime | None = None) -> None:
+        """`retired` holds the time of retirement (1 in older stores), set once."""
+        stamp = max(1.0, to_ts(at) or 1.0)
         with self.tx() as db:
-            db.execute("UPDATE data_keys SET retired=1 WHERE dk_id=?", (dk_id,))
+            db.execute("UPDATE data_keys SET retired=? WHERE dk_id=? AND retired=0", (stamp, dk_id))
 
-    def destroy_unused_data_keys(self, keep: set[str] | None = None) -> list[str]:
-        """Delete retired data keys that no pending item needs (except `keep`); their ids."""
+    def destroy_unused_data_keys(
+        self, keep: set[str] | None = None, retired_before: datetime | None = None
+    ) -> list[str]:
+        """Delete retired data keys that no pending item needs (except `keep`, and those
+        retired after `retired_before`); their ids."""
         find = (
-            "SELECT dk_id FROM data_keys d WHERE retired=1 AND NOT EXISTS (SELECT 1 FROM "
-            f"items i WHERE i.dk_id=d.dk_id AND i.status IN {PENDING_SQL})"
+            "SELECT dk_id FROM data_keys d WHERE retired<>0 AND retired<=? AND NOT EXISTS "
+            f"(SELECT 1 FROM items i WHERE i.dk_id=d.dk_id AND i.status IN {PENDING_SQL})"
         )
+        cutoff = float("inf") if retired_before is None else to_ts(retired_before)
         keep = keep or set()
-        if not [r for r in self._all(find) if r[0] not in keep]:
+        if not [r for r in self._all(find, (cutoff,)) if r[0] not in keep]:
             return []  # the usual case: no write transaction at all
         with self.tx() as db:
-            ids = [r[0] for r in db.execute(find).fetchall() if r[0] not in keep]
+            ids = [r[0] for r in db.execute(find, (cutoff,)).fetchall() if r[0] not in keep]
             for dk_id in ids:
                 db.execute("DELETE FROM data_keys WHERE dk_id=?", (dk_id,))
                 db.execute("UPDATE items SET dk_id=NULL WHERE dk_id=?", (dk_id,))

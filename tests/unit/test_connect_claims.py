@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from s3sim.connect.delivery import LEASE_SECONDS
-from s3sim.connect.service import ConnectService
+from s3sim.connect.service import KEY_GRACE, ConnectService
 from s3sim.s3.errors import S3Error
-from tests.unit.connect_env import DATA, REGION, Env, expected_key, items, make_env
+from tests.unit.connect_env import DATA, REGION, ROOT, Env, expected_key, items, make_env
 
 
 class Gate:
@@ -65,9 +65,13 @@ def first(env: Env, puts: list[str]) -> Gate:
     return gate
 
 
-def other_process(env: Env, puts: list[str], sweep: bool = False) -> tuple[ConnectService, Gate]:
+def other_process(
+    env: Env, puts: list[str], sweep: bool = False, shared: bool = False
+) -> tuple[ConnectService, Gate]:
     gate = Gate(env.s3, puts)
-    svc = ConnectService(env.tmp, REGION, env.clock, env.kms, gate, fsync=False, sweep=sweep)
+    svc = ConnectService(
+        env.tmp, REGION, env.clock, env.kms, gate, fsync=False, sweep=sweep, shared=shared
+    )
     svc.worker._s3 = gate
     return svc, gate
 
@@ -258,3 +262,34 @@ async def test_a_delivering_only_process_does_not_maintain(env, puts):
     await worker.worker.run_once()
     assert item.dk_id not in worker.staging._plain
     worker.close()
+
+
+async def test_a_key_retired_by_one_process_outlives_an_ingest_in_another(tmp_path, puts):
+    """The main process retires (by age) and would destroy the data key a worker process
+    is still writing an ingest with; with several processes it waits KEY_GRACE after the
+    retirement, so the ingest stages instead of failing with 503."""
+    env = make_env(tmp_path, shared=True)
+    inst = await staged(env)  # c-0, delivered below; the key is now the current one
+    assert await env.connect.worker.run_once() == 1
+    worker, _ = other_process(env, puts, shared=True)
+
+    async def slow_body():
+        yield b"first half "
+        env.clock.advance(3600)  # the key is worn out by age
+        await env.connect.worker.run_once()  # the main process maintains meanwhile
+        yield b"second half"
+
+    key = f"{inst.instance_id}/CALL_RECORDINGS/late.wav"
+    await worker.staging.ingest(ROOT, key, slow_body(), None, None)
+    (late,) = items(env, inst, "late")
+    dk = env.connect.store.get_data_key(late.dk_id)
+    assert dk is not None and dk.retired
+    assert await worker.worker.run_once() == 1
+    assert await env.read("rec", expected_key(late)) == b"first half second half"
+    await env.connect.worker.run_once()
+    assert env.connect.store.get_data_key(late.dk_id) is not None  # within the grace
+    env.clock.advance(KEY_GRACE)
+    await env.connect.worker.run_once()
+    assert env.connect.store.data_keys(inst.instance_id) == []
+    worker.close()
+    env.connect.close()
