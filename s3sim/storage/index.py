@@ -23,6 +23,7 @@ from kmscore.shared import Generation, SharedCell
 from s3sim.storage.sqlitedb import Database
 
 BUCKET_CACHE_MAX = 4096
+OBJECT_CACHE_MAX = 4096
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -111,6 +112,10 @@ class Index(Database):
         # when any process (shared: a cell beside the database) changes a bucket
         self._bucket_gen = Generation(SharedCell(path.parent / "buckets.gen") if shared else None)
         self._bucket_cache: dict[str, tuple[int, BucketRow | None]] = {}
+        # object rows likewise, behind a counter every object write bumps: a GET of a key
+        # read before skips SQLite until any process writes any object
+        self._object_gen = Generation(SharedCell(path.parent / "objects.gen") if shared else None)
+        self._object_cache: dict[tuple[str, str], tuple[int, ObjectRow | None]] = {}
         self._rdb = self._db
         self._rlock: threading.RLock | threading.Lock = self._lock
         if fsync:
@@ -192,6 +197,14 @@ class Index(Database):
 
     # -- objects -------------------------------------------------------------------
 
+    @contextmanager
+    def _object_tx(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self.tx() as db:
+                yield db
+        finally:
+            self._object_gen.bump()
+
     def put_object(
         self, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None = None
     ) -> ObjectRow | None:
@@ -199,7 +212,7 @@ class Index(Database):
 
         `check(current)` runs inside the transaction and may raise to abort (conditional PUT).
         """
-        with self.tx() as db:
+        with self._object_tx() as db:
             old = _object(db, row.bucket, row.key)
             if check is not None:
                 check(old)
@@ -215,11 +228,19 @@ class Index(Database):
         return await asyncio.to_thread(self.put_object, row, check)
 
     def get_object(self, bucket: str, key: str) -> ObjectRow | None:
+        gen = self._object_gen.value()
+        hit = self._object_cache.get((bucket, key))
+        if hit is not None and hit[0] == gen:
+            return hit[1]
         with self._rlock:
-            return _object(self._rdb, bucket, key)
+            row = _object(self._rdb, bucket, key)
+        if len(self._object_cache) >= OBJECT_CACHE_MAX:
+            self._object_cache.clear()
+        self._object_cache[(bucket, key)] = (gen, row)
+        return row
 
     def delete_object(self, bucket: str, key: str) -> ObjectRow | None:
-        with self.tx() as db:
+        with self._object_tx() as db:
             old = _object(db, bucket, key)
             if old:
                 db.execute("DELETE FROM objects WHERE bucket=? AND key=?", (bucket, key))
@@ -287,7 +308,7 @@ class Index(Database):
         self, upload_id: str, row: ObjectRow, used_blobs: set[str]
     ) -> list[str] | None:
         """Commit the object and drop the upload; returns garbage blob ids (None: no upload)."""
-        with self.tx() as db:
+        with self._object_tx() as db:
             if not db.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone():
                 return None
             parts = db.execute("SELECT blob_id FROM parts WHERE upload_id=?", (upload_id,))

@@ -125,6 +125,25 @@ def test_bucket_changes_reach_every_process(pair):
         assert err(e) == ("404", 404)
 
 
+def test_object_writes_reach_every_process(pair):
+    """Each process caches object rows it read; an overwrite or a delete made through
+    the other process must be seen at once (a shared change counter drops the cache).
+    Every write goes through one client, so through one process."""
+    s3 = pair.boto("s3")
+    s3.create_bucket(Bucket="rows-bucket")
+    readers = fresh(pair, "s3")
+    for version in (b"first", b"second", b"third"):
+        s3.put_object(Bucket="rows-bucket", Key="k", Body=version)
+        for c in readers:  # the same clients each round: their processes cached the row
+            assert c.get_object(Bucket="rows-bucket", Key="k")["Body"].read() == version
+    s3.delete_object(Bucket="rows-bucket", Key="k")
+    for c in readers:
+        with pytest.raises(ClientError) as e:
+            c.get_object(Bucket="rows-bucket", Key="k")
+        assert err(e) == ("NoSuchKey", 404)
+    s3.delete_bucket(Bucket="rows-bucket")
+
+
 def test_clock_and_key_deletion_are_shared(pair):
     kms = pair.boto("kms")
     key = kms.create_key()["KeyMetadata"]["KeyId"]

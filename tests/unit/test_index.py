@@ -159,3 +159,47 @@ async def test_put_object_async_check_aborts(tmp_path):
         await idx.put_object_async(obj("k", "blob2"), refuse)
     assert idx.get_object("b", "k").blob_ids() == ["blob1"]
     idx.close()
+
+
+def _two_processes(tmp_path) -> tuple[Index, Index]:
+    """Two Index instances over one database and one change counter, as two server
+    processes have them (shared=True)."""
+    return Index(tmp_path / "i.db", shared=True), Index(tmp_path / "i.db", shared=True)
+
+
+def test_cached_object_rows_follow_writes_of_this_process(tmp_path):
+    idx = Index(tmp_path / "i.db")
+    assert idx.get_object("b", "k") is None  # a miss is cached too
+    idx.put_object(obj("k", "blob1"))
+    assert idx.get_object("b", "k").blob_ids() == ["blob1"]
+    idx.put_object(obj("k", "blob2"))
+    assert idx.get_object("b", "k").blob_ids() == ["blob2"]
+    idx.delete_object("b", "k")
+    assert idx.get_object("b", "k") is None
+
+
+def test_cached_object_rows_follow_writes_of_another_process(tmp_path):
+    a, b = _two_processes(tmp_path)
+    b.put_object(obj("k", "blob1"))
+    assert a.get_object("b", "k").blob_ids() == ["blob1"]  # now cached in a
+    b.put_object(obj("k", "blob2"))
+    assert a.get_object("b", "k").blob_ids() == ["blob2"]
+    b.delete_object("b", "k")
+    assert a.get_object("b", "k") is None
+    b.create_upload(UploadRow("u1", "b", "k", 1.0, "111", "{}"))
+    b.put_part(PartRow("u1", 1, "p1", 3, "e1", 1.0, "{}"))
+    row = ObjectRow("b", "k", "u1", 3, "x-1", 1.0, "111", json.dumps([["p1", 3]]), "{}")
+    b.complete_upload("u1", row, {"p1"})
+    assert a.get_object("b", "k").blob_ids() == ["p1"]
+
+
+def test_object_row_cache_stays_bounded(tmp_path, monkeypatch):
+    import s3sim.storage.index as index_mod
+
+    monkeypatch.setattr(index_mod, "OBJECT_CACHE_MAX", 8)
+    idx = Index(tmp_path / "i.db")
+    for i in range(20):
+        idx.put_object(obj(f"k{i}", f"blob{i}"))
+    for i in range(20):
+        assert idx.get_object("b", f"k{i}").blob_ids() == [f"blob{i}"]
+    assert len(idx._object_cache) <= 8
