@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -70,12 +71,21 @@ class Scope:
 
     @classmethod
     def parse(cls, credential: str, error: type[SigV4Error] = MalformedAuth) -> Scope:
+        return _parse_scope(credential, error)
+
+    @classmethod
+    def _parse(cls, credential: str, error: type[SigV4Error]) -> Scope:
         parts = credential.split("/")
         if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
             raise error(f"Error parsing the X-Amz-Credential parameter: {credential!r}")
         if len(parts[1]) != 8 or not parts[1].isdigit():
             raise error(f"Invalid credential date {parts[1]!r}")
         return cls(parts[0], parts[1], parts[2], parts[3])
+
+
+@lru_cache(maxsize=256)  # one credential per client and day: parsed once
+def _parse_scope(credential: str, error: type[SigV4Error]) -> Scope:
+    return Scope._parse(credential, error)
 
 
 @dataclass(frozen=True)
@@ -210,6 +220,7 @@ def _check_scope_date(scope: Scope, amz_date: str, error: type[SigV4Error]) -> N
         )
 
 
+@lru_cache(maxsize=256)  # a client signs the same header list request after request
 def _signed_headers(text: str) -> tuple[str, ...]:
     names = tuple(h.strip().lower() for h in text.split(";") if h.strip())
     if not names:
@@ -254,6 +265,9 @@ def find_signature(raw_query: str, headers: Mapping[str, str]) -> SignedInfo | N
 # -- canonical request -------------------------------------------------------------------
 
 
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def uri_encode(text: str, safe: str = UNRESERVED) -> str:
     return quote(text, safe=safe)
 
@@ -281,6 +295,8 @@ def canonical_uris(raw_path: str, service: str) -> list[str]:
     """
     path = raw_path or "/"
     if service == "s3":
+        if _PLAIN_PATH.fullmatch(path):  # nothing to decode or encode: one candidate
+            return [path]
         candidates = [path, uri_encode(unquote(path), "/" + UNRESERVED)]
     else:
         normalized = normalize_path(path)
@@ -293,6 +309,8 @@ def canonical_uris(raw_path: str, service: str) -> list[str]:
 
 def canonical_queries(raw_query: str, drop_signature: bool) -> list[str]:
     """Candidate canonical query strings: strictly re-encoded, then as the client sent it."""
+    if not raw_query:
+        return [""]
     strict = []
     raw = []
     for part in raw_query.split("&"):
@@ -332,7 +350,7 @@ def string_to_sign(amz_date: str, scope: Scope, canonical: str) -> str:
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+    return hmac.digest(key, msg.encode(), "sha256")
 
 
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
@@ -343,7 +361,7 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 
 def sign(key: bytes, text: str) -> str:
-    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, text.encode(), "sha256").hex()
 
 
 class SigningKeys:

@@ -303,3 +303,12 @@ def test_parse_amz_date_agrees_with_strptime(text: str) -> None:
             sigv4.parse_amz_date(text)
         return
     assert sigv4.parse_amz_date(text) == expected
+
+
+def test_s3_paths_have_one_candidate_only_when_nothing_needs_encoding():
+    assert sigv4.canonical_uris("/b/dir/obj-0001_v1.2~x", "s3") == ["/b/dir/obj-0001_v1.2~x"]
+    assert sigv4.canonical_uris("/b/a%20b", "s3") == ["/b/a%20b"]  # already strict
+    assert sigv4.canonical_uris("/b/a+b", "s3") == ["/b/a+b", "/b/a%2Bb"]
+    assert sigv4.canonical_uris("/b/%7Ex", "s3") == ["/b/%7Ex", "/b/~x"]
+    assert sigv4.canonical_queries("", False) == [""]
+    assert sigv4.canonical_queries("b=2&a=1", False) == ["a=1&b=2"]
