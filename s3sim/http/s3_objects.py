@@ -195,6 +195,7 @@ class ObjectApi:
             conditions=cond,
             customer=customer,
             part_number=part_num,
+            whole_max=WHOLE_BODY_MAX,
         )
         headers = self._headers(res.info, q, checksum_mode and not res.partial)
         if part_num is not None and res.info.parts_count:
@@ -223,6 +224,8 @@ class ObjectApi:
     async def _stream(
         self, req: Req, res: GetResult, headers: dict[str, str]
     ) -> web.StreamResponse:
+        if isinstance(res.body, bytes):  # a small object, already read whole
+            return web.Response(status=200, headers=headers, body=res.body)
         status = 206 if res.partial else 200
         if res.partial:
             headers["Content-Range"] = f"bytes {res.start}-{res.end - 1}/{res.info.size}"

@@ -102,6 +102,15 @@ class EngineStore:
             raise S3Error("InternalError", CORRUPT) from None
         return EngineReader(reader, self._corrupt)
 
+    def read_small(self, blob_id: str, data_key: bytes, header: BlobHeader, size: int) -> bytes:
+        """A small blob's whole plaintext, verified, at once (no reader, no thread)."""
+        try:
+            return self._objectfile.read_small(
+                self._store, blob_id, data_key, self._header(header), size, leads=self._leads
+            )
+        except self._corrupt:
+            raise S3Error("InternalError", CORRUPT) from None
+
     def delete(self, blob_id: str) -> None:
         self._store.delete(blob_id)
 

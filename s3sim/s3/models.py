@@ -121,7 +121,7 @@ class Conditions:
 @dataclass(frozen=True)
 class GetResult:
     info: ObjectInfo
-    body: AsyncIterator[bytes]
+    body: AsyncIterator[bytes] | bytes  # bytes: a small object read whole (whole_max)
     start: int  # first byte served
     end: int  # one past the last byte served
     partial: bool

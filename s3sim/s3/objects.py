@@ -247,13 +247,32 @@ class Objects:
         conditions: Conditions | None = None,
         customer: CustomerKey | None = None,
         part_number: int | None = None,
+        whole_max: int = 0,
     ) -> GetResult:
+        """`whole_max`: a whole single-blob object up to this size comes back as bytes
+        (`GetResult.body`), read and authenticated at once; anything else as a Body."""
         info = self.lookup(caller, bucket, key, "s3:GetObject")
         check_conditions(info, conditions or Conditions())
         span = select_span(info, range_header, part_number)
+        if span is None and info.size <= whole_max and len(info.segments) == 1:
+            data = await self._read_whole(caller, info, customer)
+            return GetResult(info, data, 0, info.size, False)
         start, end = span or (0, info.size)
         body = await self.open_source(caller, info, customer, start, end)
         return GetResult(info, body, start, end, span is not None)
+
+    async def _read_whole(
+        self, caller: Caller, info: ObjectInfo, customer: CustomerKey | None
+    ) -> bytes:
+        seg = info.segments[0]
+        release = self._core.garbage.pin((seg.blob_id,))  # pinned before any await
+        try:
+            data_key = await self._core.keys.data_key(caller, info.sse, info.object_id, customer)
+            return self._core.store.read_small(
+                seg.blob_id, data_key, segment_header(info, 0), seg.size
+            )
+        finally:
+            release()
 
     async def open_source(
         self,

@@ -29,6 +29,7 @@ from s3sim.storage.objectread import (  # noqa: F401 - the read side's public na
     VerifiedLeads,
     open_object,
     read_object,
+    read_small,
 )
 
 Buffer = bytes | bytearray | memoryview

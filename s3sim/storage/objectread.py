@@ -16,8 +16,9 @@ import itertools
 import os
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -307,19 +308,47 @@ async def open_object(
     bigger than the index says, in a thread. `leads` memoizes header decoding and key
     derivation across opens of the same file."""
     want = Want(data_key, expected, size, salt, leads)
-    try:
+    with _as_corrupt(blob_id):
         if size is not None and size <= INLINE_PLAIN_MAX:
             parts = _open_sync(store, blob_id, want)
         else:
             loop = asyncio.get_running_loop()
             parts = await loop.run_in_executor(executor, _open_sync, store, blob_id, want)
+    return ObjectReader(store, blob_id, *parts, executor)
+
+
+def read_small(
+    store: BlobStore,
+    blob_id: str,
+    data_key: bytes,
+    expected: ObjectHeader,
+    size: int,
+    *,
+    leads: VerifiedLeads | None = None,
+) -> bytes:
+    """The whole plaintext of an object the index says is small (<= INLINE_PLAIN_MAX),
+    read, verified and decrypted at once on the caller's thread: what open_object then
+    iter_range would return, without the reader. Every failure is CorruptObject."""
+    if size > INLINE_PLAIN_MAX:
+        raise ValueError(f"{size} bytes is not a small object")
+    with _as_corrupt(blob_id):
+        _, plain = _open_sync(store, blob_id, Want(data_key, expected, size, None, leads))
+    if plain is None:  # cannot happen for a file whose size matched the index
+        raise CorruptObject("file too big for its plaintext size", "payload", blob_id)
+    return plain
+
+
+@contextmanager
+def _as_corrupt(blob_id: str) -> Iterator[None]:
+    """Envelope and I/O errors of verifying a file, as CorruptObject."""
+    try:
+        yield
     except env.EnvelopeError as e:
         raise CorruptObject(str(e), e.failure, blob_id) from None
     except CorruptObject:
         raise
     except OSError as e:
         raise CorruptObject(f"read failed: {e}", "payload", blob_id) from None
-    return ObjectReader(store, blob_id, *parts, executor)
 
 
 async def read_object(

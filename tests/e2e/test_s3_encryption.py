@@ -176,8 +176,9 @@ def test_no_plaintext_on_disk(server, s3, bucket, tmp_path):
             assert not any(n in blob for n in needles), f"plaintext found in {path}"
 
 
-def test_tampered_blob_is_never_served(server, s3, bucket):
-    data = os.urandom(200_000)
+@pytest.mark.parametrize("size", [4096, 200_000])  # read whole at once / streamed
+def test_tampered_blob_is_never_served(server, s3, bucket, size):
+    data = os.urandom(size)
     before = files(Path(server.data_dir))
     s3.put_object(Bucket=bucket, Key="t", Body=data)
     after = files(Path(server.data_dir))

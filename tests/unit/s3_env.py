@@ -105,6 +105,12 @@ class MemStore:
             raise S3Error("InternalError", "corrupt")
         return MemReader(data)
 
+    def read_small(self, blob_id, data_key, header, size):
+        data, key, hdr = self.blobs[blob_id]
+        if key != data_key or hdr != header or len(data) != size:
+            raise S3Error("InternalError", "corrupt")
+        return data
+
     def delete(self, blob_id):
         del self.blobs[blob_id]
 

@@ -231,6 +231,29 @@ async def test_range_and_conditions(env):
     assert e.value.code == "PreconditionFailed"
 
 
+async def test_small_objects_can_be_read_whole_at_once(env):
+    s3, kms, store, _ = env
+    await s3.put_object(ADMIN, "bkt", "k", body(b"0123456789"), sse=SseRequest())
+    whole = await s3.objects.get(ADMIN, "bkt", "k", whole_max=10)
+    assert whole.body == b"0123456789" and (whole.start, whole.end, whole.partial) == (0, 10, False)
+    bigger = await s3.objects.get(ADMIN, "bkt", "k", whole_max=9)  # over the limit: a Body
+    assert not isinstance(bigger.body, bytes) and await read(bigger) == b"0123456789"
+    ranged = await s3.objects.get(ADMIN, "bkt", "k", range_header="bytes=2-4", whole_max=10)
+    assert await read(ranged) == b"234"
+    sse = SseRequest("aws:kms", kms.arn("k1"))
+    await s3.put_object(ADMIN, "bkt", "kms", body(b"secret"), sse=sse)
+    kms.states[kms.arn("k1")] = "Disabled"  # the key is still asked on the short path
+    with pytest.raises(S3Error) as e:
+        await s3.objects.get(ADMIN, "bkt", "kms", whole_max=64)
+    assert code(e)[1] == 400
+    blob_id = next(iter(store.blobs))
+    data, key, header = store.blobs[blob_id]
+    store.blobs[blob_id] = (data, b"another key", header)  # the file's key does not match
+    with pytest.raises(S3Error) as e:
+        await s3.objects.get(ADMIN, "bkt", "k", whole_max=10)
+    assert code(e) == ("InternalError", 500)
+
+
 async def test_staging_bucket_goes_to_sink(env):
     s3, _, _, _ = env
 
