@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from kmscore.caller import Caller
@@ -31,14 +32,19 @@ class Identity:
     actions: tuple[str, ...]
 
     def caller(self, source_ip: str, user_agent: str) -> Caller:
-        return Caller(
-            arn=self.arn,
-            account=self.account,
-            iam_actions=self.actions,
-            source_ip=source_ip,
-            user_agent=user_agent,
-            access_key_id=self.access_key_id,
-        )
+        return _caller(self, source_ip, user_agent)
+
+
+@lru_cache(maxsize=1024)  # one client sends request after request: one (immutable) Caller
+def _caller(identity: Identity, source_ip: str, user_agent: str) -> Caller:
+    return Caller(
+        arn=identity.arn,
+        account=identity.account,
+        iam_actions=identity.actions,
+        source_ip=source_ip,
+        user_agent=user_agent,
+        access_key_id=identity.access_key_id,
+    )
 
 
 def _identity(key: str, secret: str, arn: str, actions: tuple[str, ...]) -> Identity:

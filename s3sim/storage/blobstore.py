@@ -19,6 +19,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,6 +27,15 @@ from s3sim.storage.errors import InvalidBlobId, MissingBlob, StorageError
 
 ID_BYTES = 16
 _ID = re.compile(r"[0-9a-f]{32}")
+
+
+@lru_cache(maxsize=4096)  # hot blobs are opened again and again; an invalid id raises
+def _blob_path(root: str, blob_id: str) -> str:
+    if not _ID.fullmatch(blob_id):
+        raise InvalidBlobId(f"invalid blob id {blob_id!r}")
+    return f"{root}/{blob_id[:2]}/{blob_id}"
+
+
 _DIR = re.compile(r"[0-9a-f]{2}")
 TEMP_SUFFIX = ".tmp"
 TRASH = "trash"
@@ -75,9 +85,9 @@ class BlobStore:
 
     def path_str(self, blob_id: str) -> str:
         """The blob's path as a string (no Path objects on the per-request path)."""
-        if not isinstance(blob_id, str) or not _ID.fullmatch(blob_id):
+        if not isinstance(blob_id, str):
             raise InvalidBlobId(f"invalid blob id {blob_id!r}")
-        return f"{self._root}/{blob_id[:2]}/{blob_id}"
+        return _blob_path(self._root, blob_id)
 
     def create(self) -> BlobWriter:
         """A writer for a new blob; its id is fresh (and never an existing blob's)."""
