@@ -8,8 +8,9 @@ even two connections use two processes (the kernel's SO_REUSEPORT hash would put
 one process half of the time). Every process serves every API. What they share lives on
 disk and is coherent across processes (docs/ARCHITECTURE.md "Several processes"): SQLite
 indexes, the KMS state (flock + save counter), the audit trail (O_APPEND), the simulated
-clock (a shared cell). Only the main process runs Connect's delivery loop; it picks up
-items staged by workers on its poll.
+clock (a shared cell), cached bucket and object rows (change counters). Every process
+runs Connect's delivery loop (a claim is a compare-and-set with a lease, so one item is
+delivered by one process); Connect's maintenance runs in the main process only.
 
 A worker exits when its socket pair reaches EOF (the main process exited, even by
 kill -9) or on SIGTERM/SIGINT; the main process stops its workers when it stops.
