@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """s3sim against the bare aiohttp baseline and moto's server, same client, same run.
 
-Starts each server on a free port with a fresh temp data dir, drives it with the
-`s3sim.loadtest` generator (in this process), and prints one table: 4 KiB PUT/GET ops/s
-and 64 MiB PUT/GET MB/s under SSE-S3, SSE-KMS and SSE-KMS with a bucket key, the
+Starts every server on a free port with a fresh temp data dir, drives them in turn with
+the `s3sim.loadtest` generator (in this process; each round of a measurement visits every
+server, so drift of this shared VM's speed hits them alike), and prints one table:
+4 KiB PUT/GET ops/s and 64 MiB PUT/GET MB/s under SSE-S3, SSE-KMS and SSE-KMS with a bucket key, the
 s3sim/baseline and s3sim/moto ratios, the issue's targets, and each server's peak RSS
 (VmHWM). The baseline does no crypto, so it is measured once (no SSE) and is the
 denominator of every SSE mode. A server that cannot start, or whose S3 API fails during
@@ -196,33 +197,58 @@ def bench_huge(srv: ServerProcess, size: int, results: dict) -> float | None:
     return None if before is None or peak is None else peak - before
 
 
-def bench_server(srv: ServerProcess, all_cases: list[Case], repeat: int = 1, huge: int = 0) -> dict:
-    """All measurements of one server: {(case key, sse label): Measure}, peak RSS, notes."""
-    modes = {"none": "none"} if srv.name == "baseline" else SSE_MODES
+def modes_of(srv: ServerProcess) -> dict[str, str]:
+    return {"none": "none"} if srv.name == "baseline" else SSE_MODES
+
+
+def bench_servers(
+    srvs: list[ServerProcess], all_cases: list[Case], repeat: int = 1, huge: int = 0
+) -> dict[str, dict]:
+    """Every measurement of every server: {name: {"results": {(case key, sse label):
+    Measure}, peak RSS, notes}}. All servers run at once and take turns: each round of a
+    case measures every server (and SSE mode) once, so a machine that slows down or
+    speeds up during the run moves every server's figures alike (the median of `repeat`
+    rounds is kept)."""
+    data: dict[str, dict] = {}
+    live = []
+    for srv in srvs:
+        try:
+            srv.start()
+            live.append(srv)
+        except RuntimeError as exc:
+            data[srv.name] = {"results": {}, "rss": None, "rss_growth": None}
+            data[srv.name]["note"] = f"not started: {exc}"
     try:
-        srv.start()
-    except RuntimeError as exc:
-        return {"results": {}, "rss": None, "rss_growth": None, "note": f"not started: {exc}"}
-    results: dict[tuple[str, str], Measure] = {}
-    notes: list[str] = []
-    growth = None
-    try:
-        if huge:
-            growth = bench_huge(srv, huge, results)
+        for srv in live:
+            results: dict[tuple[str, str], Measure] = {}
+            growth = bench_huge(srv, huge, results) if huge else None
+            data[srv.name] = {"results": results, "rss_growth": growth, "notes": []}
         for case in all_cases:
-            for sse, label in modes.items():
-                runs = [asyncio.run(measure(srv.endpoint, case, sse)) for _ in range(repeat)]
-                m = median_of(runs)
-                results[(case.key, label)] = m
-                shown = "n/a" if m.value is None else f"{m.value:.1f} {case.metric}"
-                err = f" errors={m.errors}" if m.errors else ""
-                print(f"[{srv.name}] {case.label} {label}: {shown}{err}", file=sys.stderr)
-                if m.note and m.note not in notes:
-                    notes.append(m.note)
-        rss = srv.peak_rss_mib()
+            runs: dict[tuple[str, str], list[Measure]] = {}
+            for _ in range(repeat):
+                for srv in live:
+                    for sse, label in modes_of(srv).items():
+                        m = asyncio.run(measure(srv.endpoint, case, sse))
+                        runs.setdefault((srv.name, label), []).append(m)
+            for (name, label), ms in runs.items():
+                record(data[name], case, label, median_of(ms), name)
+        for srv in live:
+            d = data[srv.name]
+            d["rss"] = srv.peak_rss_mib()
+            d["note"] = "; ".join(d.pop("notes"))
     finally:
-        srv.stop()
-    return {"results": results, "rss": rss, "rss_growth": growth, "note": "; ".join(notes)}
+        for srv in live:
+            srv.stop()
+    return data
+
+
+def record(d: dict, case: Case, label: str, m: Measure, name: str) -> None:
+    d["results"][(case.key, label)] = m
+    shown = "n/a" if m.value is None else f"{m.value:.1f} {case.metric}"
+    err = f" errors={m.errors}" if m.errors else ""
+    print(f"[{name}] {case.label} {label}: {shown}{err}", file=sys.stderr)
+    if m.note and m.note not in d["notes"]:
+        d["notes"].append(m.note)
 
 
 def _fmt(m: Measure | None) -> str:
@@ -373,11 +399,10 @@ def main() -> int:
         targets.remove("moto")
     all_cases = cases(args.seconds, parse_size(args.small), parse_size(args.big))
     huge = parse_size(args.huge) if args.huge else 0
-    data: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench_s3_") as tmp:
         capacity = client_capacity(Path(tmp), min(args.seconds, 3.0))
-        for srv in servers(Path(tmp), targets, args.fsync, args.s3sim_arg, workers):
-            data[srv.name] = bench_server(srv, all_cases, args.repeat, huge)
+        srvs = servers(Path(tmp), targets, args.fsync, args.s3sim_arg, workers)
+        data = bench_servers(srvs, all_cases, args.repeat, huge)
     if args.json:
         doc = as_json(all_cases, data)
         doc["client_capacity_ops_per_s"] = capacity
