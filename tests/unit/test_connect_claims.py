@@ -293,3 +293,30 @@ async def test_a_key_retired_by_one_process_outlives_an_ingest_in_another(tmp_pa
     assert env.connect.store.data_keys(inst.instance_id) == []
     worker.close()
     env.connect.close()
+
+
+async def test_a_claim_on_a_generation_superseded_before_it_read_writes_nothing(tmp_path, puts):
+    """Staged blobs are deleted at once even with several processes: a delivery that
+    claimed generation 1 and opens its blob only after a re-stage deleted it fails,
+    PUTs nothing and marks nothing; generation 2 is then delivered once."""
+    env = make_env(tmp_path, shared=True)
+    env.connect.worker._s3 = Gate(env.s3, puts)
+    inst = await staged(env)  # c-0, generation 1
+    other, _ = other_process(env, puts, shared=True)
+    (old,) = items(env, inst)
+    real_open = other.staging.open
+
+    async def restaged_meanwhile(inst_: Any, item: Any) -> Any:
+        await env.ingest(inst, "c-0", b"second")  # the first process re-stages c-0
+        return await real_open(inst_, item)
+
+    other.staging.open = restaged_meanwhile  # type: ignore[method-assign]
+    await other.worker.deliver(old)
+    assert puts == []  # the superseded bytes went nowhere
+    (new,) = items(env, inst)
+    assert (new.generation, new.status) == (2, "STAGED")
+    assert await env.connect.worker.run_once() == 1
+    assert await env.read("rec", expected_key(new)) == b"second"
+    assert len(puts) == 1
+    other.close()
+    env.connect.close()
