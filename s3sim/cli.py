@@ -127,9 +127,11 @@ def _print_ready(config: ServerConfig, files: TlsFiles | None) -> None:
 def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from s3sim import malloc
     from s3sim.server import serve as run
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    malloc.tune()  # keep freed body buffers instead of faulting them in again (glibc)
     # The adapters share request["auth"], request["body"] etc. by string key (the contract).
     warnings.filterwarnings("ignore", category=web.NotAppKeyWarning)
     config = ServerConfig(
