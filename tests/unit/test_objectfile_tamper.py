@@ -10,6 +10,7 @@ import pytest
 from kmscore import envelope as env
 from s3sim.storage import objectfile as of
 from s3sim.storage.errors import CorruptObject
+from s3sim.storage.objectread import INLINE_PLAIN_MAX
 from tests.unit.objectfile_env import (
     CS,
     HDR,
@@ -230,3 +231,24 @@ async def test_small_file_is_authenticated_whole_at_open(store, size):
     assert reader.chunks_opened == 1
     store.delete(w.blob_id)  # served from the verified plaintext it read
     assert b"".join([c async for c in reader.iter_range(1, 4)]) == b"yyy"
+
+
+@pytest.mark.parametrize("pos", [0, 11, 40, -20, -1])  # magic, length, header, payload, tag
+async def test_read_small_returns_the_plaintext_or_fails_whole(store, pos):
+    data = os.urandom(3 * CS + 10)
+    w = await write(store, data)
+    assert of.read_small(store, w.blob_id, KEY, HDR, len(data)) == data
+    with pytest.raises(CorruptObject):  # the index's size pins the file
+        of.read_small(store, w.blob_id, KEY, HDR, len(data) - 1)
+    with pytest.raises(CorruptObject):
+        of.read_small(store, w.blob_id, bytes(32), HDR, len(data))  # another key
+    raw = store.path(w.blob_id).read_bytes()
+    mutate(store.path(w.blob_id), flip_at(pos % len(raw)))
+    with pytest.raises(CorruptObject) as e:
+        of.read_small(store, w.blob_id, KEY, HDR, len(data))
+    assert e.value.blob_id == w.blob_id
+
+
+def test_read_small_refuses_what_is_not_small(store):
+    with pytest.raises(ValueError):
+        of.read_small(store, "0" * 32, KEY, HDR, INLINE_PLAIN_MAX + 1)
