@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from kmscore.shared import Generation, SharedCell
 from s3sim.storage.sqlitedb import Database
@@ -96,6 +96,43 @@ class PartRow:
     meta: str
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class RowCache(Generic[K, V]):
+    """Rows read before, valid while a change counter (kmscore.shared.Generation, shared
+    by every process over the data dir) stands still: the counter is read before a row,
+    and bumped (`changed`) after every transaction that may change such rows. Bounded:
+    emptied when full."""
+
+    def __init__(self, counter: Generation, max_entries: int) -> None:
+        self._counter = counter
+        self._max = max_entries
+        self._rows: dict[K, tuple[int, V | None]] = {}
+
+    def get(self, key: K, load: Callable[[], V | None]) -> V | None:
+        gen = self._counter.value()
+        hit = self._rows.get(key)
+        if hit is not None and hit[0] == gen:
+            return hit[1]
+        row = load()
+        if len(self._rows) >= self._max:
+            self._rows.clear()
+        self._rows[key] = (gen, row)
+        return row
+
+    def changed(self) -> None:
+        self._counter.bump()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+def _counter(path: Path, shared: bool) -> Generation:
+    return Generation(SharedCell(path) if shared else None)
+
+
 class Index(Database):
     """Thread-safe (one connection behind a lock); every method is one transaction.
 
@@ -110,12 +147,14 @@ class Index(Database):
         self.fsync = fsync
         # bucket rows change rarely and are read by every request: cached, and dropped
         # when any process (shared: a cell beside the database) changes a bucket
-        self._bucket_gen = Generation(SharedCell(path.parent / "buckets.gen") if shared else None)
-        self._bucket_cache: dict[str, tuple[int, BucketRow | None]] = {}
+        self._buckets: RowCache[str, BucketRow] = RowCache(
+            _counter(path.parent / "buckets.gen", shared), BUCKET_CACHE_MAX
+        )
         # object rows likewise, behind a counter every object write bumps: a GET of a key
         # read before skips SQLite until any process writes any object
-        self._object_gen = Generation(SharedCell(path.parent / "objects.gen") if shared else None)
-        self._object_cache: dict[tuple[str, str], tuple[int, ObjectRow | None]] = {}
+        self._objects: RowCache[tuple[str, str], ObjectRow] = RowCache(
+            _counter(path.parent / "objects.gen", shared), OBJECT_CACHE_MAX
+        )
         self._rdb = self._db
         self._rlock: threading.RLock | threading.Lock = self._lock
         if fsync:
@@ -133,19 +172,21 @@ class Index(Database):
         with self._rlock:
             return self._rdb.execute(sql, args).fetchone()
 
-    # -- buckets -------------------------------------------------------------------
-
     @contextmanager
-    def _bucket_tx(self) -> Iterator[sqlite3.Connection]:
+    def _changing(self, rows: RowCache) -> Iterator[sqlite3.Connection]:
+        """A transaction that changes cached rows: every process's copies are dropped
+        after it (after a failed one too: a spare bump costs one miss)."""
         try:
             with self.tx() as db:
                 yield db
         finally:
-            self._bucket_gen.bump()
+            rows.changed()
+
+    # -- buckets -------------------------------------------------------------------
 
     def create_bucket(self, row: BucketRow) -> BucketRow | None:
         """Insert; returns the existing row instead when the name is taken."""
-        with self._bucket_tx() as db:
+        with self._changing(self._buckets) as db:
             cur = db.execute("SELECT * FROM buckets WHERE name=?", (row.name,)).fetchone()
             if cur:
                 return BucketRow(*cur)
@@ -153,16 +194,11 @@ class Index(Database):
             return None
 
     def get_bucket(self, name: str) -> BucketRow | None:
-        gen = self._bucket_gen.value()
-        hit = self._bucket_cache.get(name)
-        if hit is not None and hit[0] == gen:
-            return hit[1]
+        return self._buckets.get(name, lambda: self._read_bucket(name))
+
+    def _read_bucket(self, name: str) -> BucketRow | None:
         r = self._read_one("SELECT * FROM buckets WHERE name=?", (name,))
-        row = BucketRow(*r) if r else None
-        if len(self._bucket_cache) >= BUCKET_CACHE_MAX:
-            self._bucket_cache.clear()
-        self._bucket_cache[name] = (gen, row)
-        return row
+        return BucketRow(*r) if r else None
 
     def list_buckets(self, account: str) -> list[BucketRow]:
         with self._lock:
@@ -176,7 +212,7 @@ class Index(Database):
 
         Returns the dropped uploads' part blob ids (garbage); None when it has objects.
         """
-        with self._bucket_tx() as db:
+        with self._changing(self._buckets) as db:
             if db.execute("SELECT 1 FROM objects WHERE bucket=? LIMIT 1", (name,)).fetchone():
                 return None
             ids = [
@@ -192,18 +228,10 @@ class Index(Database):
             return blobs
 
     def set_bucket_encryption(self, name: str, encryption: str | None) -> None:
-        with self._bucket_tx() as db:
+        with self._changing(self._buckets) as db:
             db.execute("UPDATE buckets SET encryption=? WHERE name=?", (encryption, name))
 
     # -- objects -------------------------------------------------------------------
-
-    @contextmanager
-    def _object_tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with self.tx() as db:
-                yield db
-        finally:
-            self._object_gen.bump()
 
     def put_object(
         self, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None = None
@@ -212,7 +240,7 @@ class Index(Database):
 
         `check(current)` runs inside the transaction and may raise to abort (conditional PUT).
         """
-        with self._object_tx() as db:
+        with self._changing(self._objects) as db:
             old = _object(db, row.bucket, row.key)
             if check is not None:
                 check(old)
@@ -228,19 +256,14 @@ class Index(Database):
         return await asyncio.to_thread(self.put_object, row, check)
 
     def get_object(self, bucket: str, key: str) -> ObjectRow | None:
-        gen = self._object_gen.value()
-        hit = self._object_cache.get((bucket, key))
-        if hit is not None and hit[0] == gen:
-            return hit[1]
+        return self._objects.get((bucket, key), lambda: self._read_object(bucket, key))
+
+    def _read_object(self, bucket: str, key: str) -> ObjectRow | None:
         with self._rlock:
-            row = _object(self._rdb, bucket, key)
-        if len(self._object_cache) >= OBJECT_CACHE_MAX:
-            self._object_cache.clear()
-        self._object_cache[(bucket, key)] = (gen, row)
-        return row
+            return _object(self._rdb, bucket, key)
 
     def delete_object(self, bucket: str, key: str) -> ObjectRow | None:
-        with self._object_tx() as db:
+        with self._changing(self._objects) as db:
             old = _object(db, bucket, key)
             if old:
                 db.execute("DELETE FROM objects WHERE bucket=? AND key=?", (bucket, key))
@@ -308,7 +331,7 @@ class Index(Database):
         self, upload_id: str, row: ObjectRow, used_blobs: set[str]
     ) -> list[str] | None:
         """Commit the object and drop the upload; returns garbage blob ids (None: no upload)."""
-        with self._object_tx() as db:
+        with self._changing(self._objects) as db:
             if not db.execute("SELECT 1 FROM uploads WHERE upload_id=?", (upload_id,)).fetchone():
                 return None
             parts = db.execute("SELECT blob_id FROM parts WHERE upload_id=?", (upload_id,))

@@ -202,4 +202,4 @@ def test_object_row_cache_stays_bounded(tmp_path, monkeypatch):
         idx.put_object(obj(f"k{i}", f"blob{i}"))
     for i in range(20):
         assert idx.get_object("b", f"k{i}").blob_ids() == [f"blob{i}"]
-    assert len(idx._object_cache) <= 8
+    assert len(idx._objects) <= 8
