@@ -216,8 +216,8 @@ def bench_servers(
             srv.start()
             live.append(srv)
         except RuntimeError as exc:
-            data[srv.name] = {"results": {}, "rss": None, "rss_growth": None}
-            data[srv.name]["note"] = f"not started: {exc}"
+            note = f"not started: {exc}"
+            data[srv.name] = {"results": {}, "rss": None, "rss_growth": None, "note": note}
     try:
         for srv in live:
             results: dict[tuple[str, str], Measure] = {}

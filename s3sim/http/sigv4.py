@@ -69,23 +69,15 @@ class Scope:
     def text(self) -> str:
         return f"{self.date}/{self.region}/{self.service}/aws4_request"
 
-    @classmethod
-    def parse(cls, credential: str, error: type[SigV4Error] = MalformedAuth) -> Scope:
-        return _parse_scope(credential, error)
-
-    @classmethod
-    def _parse(cls, credential: str, error: type[SigV4Error]) -> Scope:
+    @staticmethod
+    @lru_cache(maxsize=256)  # one credential per client and day: parsed once
+    def parse(credential: str, error: type[SigV4Error] = MalformedAuth) -> Scope:
         parts = credential.split("/")
         if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
             raise error(f"Error parsing the X-Amz-Credential parameter: {credential!r}")
         if len(parts[1]) != 8 or not parts[1].isdigit():
             raise error(f"Invalid credential date {parts[1]!r}")
-        return cls(parts[0], parts[1], parts[2], parts[3])
-
-
-@lru_cache(maxsize=256)  # one credential per client and day: parsed once
-def _parse_scope(credential: str, error: type[SigV4Error]) -> Scope:
-    return Scope._parse(credential, error)
+        return Scope(parts[0], parts[1], parts[2], parts[3])
 
 
 @dataclass(frozen=True)
