@@ -29,6 +29,7 @@ class Written:
     size: int
     md5_hex: str | None  # None when the writer asked for no MD5
     checksums: Mapping[str, str]  # algorithm -> base64
+    inline: bytes | None = None  # an inline blob's sealed bytes: the index stores them
 
 
 class BlobReader(Protocol):
@@ -43,10 +44,21 @@ class BlobStore(Protocol):
         header: BlobHeader,
         checksum_algorithms: tuple[str, ...],
         md5: bool = True,
+        inline_max: int = 0,
     ) -> Written: ...
 
     async def open(
         self, blob_id: str, data_key: bytes, header: BlobHeader, size: int | None = None
+    ) -> BlobReader: ...
+
+    def read_small(self, blob_id: str, data_key: bytes, header: BlobHeader, size: int) -> bytes: ...
+
+    def read_sealed(
+        self, sealed: bytes, blob_id: str, data_key: bytes, header: BlobHeader, size: int
+    ) -> bytes: ...
+
+    def open_sealed(
+        self, sealed: bytes, blob_id: str, data_key: bytes, header: BlobHeader, size: int
     ) -> BlobReader: ...
 
     def delete(self, blob_id: str) -> None: ...

@@ -13,6 +13,7 @@ from typing import Any
 
 from s3sim.s3.blobs import BlobHeader, Written
 from s3sim.s3.errors import S3Error
+from s3sim.storage.inline import is_inline
 
 CORRUPT = "The stored object failed its integrity check and cannot be served."
 
@@ -78,7 +79,9 @@ class EngineStore:
         header: BlobHeader,
         checksum_algorithms: tuple[str, ...],
         md5: bool = True,
+        inline_max: int = 0,
     ) -> Written:
+        """`inline_max`: a body this small comes back sealed (`Written.inline`), no file."""
         w = await self._objectfile.write_object(
             self._store,
             chunks,
@@ -88,8 +91,9 @@ class EngineStore:
             self._fsync,
             buffers=self._buffers,
             md5=md5,
+            inline_max=inline_max,
         )
-        return Written(w.blob_id, w.size, w.md5_hex, dict(w.checksums))
+        return Written(w.blob_id, w.size, w.md5_hex, dict(w.checksums), w.inline)
 
     async def open(
         self, blob_id: str, data_key: bytes, header: BlobHeader, size: int | None = None
@@ -111,8 +115,31 @@ class EngineStore:
         except self._corrupt:
             raise S3Error("InternalError", CORRUPT) from None
 
+    def read_sealed(
+        self, sealed: bytes, blob_id: str, data_key: bytes, header: BlobHeader, size: int
+    ) -> bytes:
+        """An inline blob's whole plaintext, verified (its sealed bytes come from the index)."""
+        try:
+            return self._objectfile.read_sealed(
+                sealed, blob_id, data_key, self._header(header), size, leads=self._leads
+            )
+        except self._corrupt:
+            raise S3Error("InternalError", CORRUPT) from None
+
+    def open_sealed(
+        self, sealed: bytes, blob_id: str, data_key: bytes, header: BlobHeader, size: int
+    ) -> EngineReader:
+        try:
+            reader = self._objectfile.open_sealed(
+                sealed, blob_id, data_key, self._header(header), size, leads=self._leads
+            )
+        except self._corrupt:
+            raise S3Error("InternalError", CORRUPT) from None
+        return EngineReader(reader, self._corrupt)
+
     def delete(self, blob_id: str) -> None:
-        self._store.delete(blob_id)
+        if not is_inline(blob_id):  # an inline blob went with its index row
+            self._store.delete(blob_id)
 
     def list_ids(self) -> Iterable[str]:
         return self._store.list_ids()

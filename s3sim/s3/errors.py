@@ -32,6 +32,7 @@ ERROR_TABLE: dict[str, tuple[int, str]] = {
     ),
     "InternalError": (500, "We encountered an internal error. Please try again."),
     "ServiceUnavailable": (503, "Please reduce your request rate."),
+    "SlowDown": (503, "Please reduce your request rate."),
     "InvalidArgument": (400, "Invalid Argument"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),

@@ -34,6 +34,7 @@ from s3sim.s3.reading import (
     select_span,
 )
 from s3sim.s3.sse import KMS, SSEC
+from s3sim.storage import inline
 from s3sim.storage.index import ObjectRow
 
 OPAQUE_ETAG = (KMS, SSEC)  # algorithms whose objects' ETag is not the data's MD5
@@ -42,6 +43,11 @@ MAX_PUT = 5 * 1024**3
 MAX_METADATA = 2048
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
+READ_TRIES = 3  # a GET that keeps finding its inline blob replaced gives up (SlowDown)
+
+
+class BlobReplaced(Exception):
+    """The version a reader looked up was replaced before its inline blob was read."""
 
 
 def blob_header(kind: str, object_id: str, sse: SseRecord) -> BlobHeader:
@@ -179,7 +185,12 @@ class Objects:
         opaque = rec.algorithm in OPAQUE_ETAG
         md5 = not opaque or (checksum is not None and checksum.content_md5 is not None)
         written = await core.store.write(
-            body, data_key, blob_header("object", object_id, rec), algorithms, md5=md5
+            body,
+            data_key,
+            blob_header("object", object_id, rec),
+            algorithms,
+            md5=md5,
+            inline_max=inline.MAX_PLAIN,
         )
         try:
             checksums = verify_written(written, checksum)
@@ -211,7 +222,7 @@ class Objects:
                 parts_count=0,
             )
             check = _unchanged(preserve.object_id)
-        await _commit(core, codec.object_to_row(info), check, written.blob_id)
+        await _commit(core, codec.object_to_row(info), check, written)
         return info
 
     # -- read ----------------------------------------------------------------------
@@ -230,9 +241,12 @@ class Objects:
         check_conditions(info, conditions or Conditions())
         return info
 
-    def lookup(self, caller: Caller, bucket: str, key: str, action: str) -> ObjectInfo:
+    def lookup(
+        self, caller: Caller, bucket: str, key: str, action: str, fresh: bool = False
+    ) -> ObjectInfo:
+        """`fresh`: read the row from the index's database, not this process's cache."""
         self._core.bucket(caller, bucket, action)
-        row = self._core.index.get_object(bucket, key)
+        row = self._core.index.get_object(bucket, key, fresh)
         if row is None:
             raise S3Error("NoSuchKey", Key=key)
         return self._decoder.decode(row)
@@ -250,29 +264,51 @@ class Objects:
         whole_max: int = 0,
     ) -> GetResult:
         """`whole_max`: a whole single-blob object up to this size comes back as bytes
-        (`GetResult.body`), read and authenticated at once; anything else as a Body."""
-        info = self.lookup(caller, bucket, key, "s3:GetObject")
-        check_conditions(info, conditions or Conditions())
-        span = select_span(info, range_header, part_number)
-        if span is None and info.size <= whole_max and len(info.segments) == 1:
-            data = await self._read_whole(caller, info, customer)
-            return GetResult(info, data, 0, info.size, False)
-        start, end = span or (0, info.size)
-        body = await self.open_source(caller, info, customer, start, end)
-        return GetResult(info, body, start, end, span is not None)
+        (`GetResult.body`), read and authenticated at once; anything else as a Body.
+
+        A version replaced between its row and its inline blob is looked up again."""
+        for attempt in range(READ_TRIES):
+            info = self.lookup(caller, bucket, key, "s3:GetObject", fresh=attempt > 0)
+            check_conditions(info, conditions or Conditions())
+            span = select_span(info, range_header, part_number)
+            try:
+                if span is None and info.size <= whole_max and len(info.segments) == 1:
+                    data = await self._read_whole(caller, info, customer)
+                    return GetResult(info, data, 0, info.size, False)
+                start, end = span or (0, info.size)
+                body = await self._open_source(caller, info, customer, start, end)
+            except BlobReplaced:
+                continue
+            return GetResult(info, body, start, end, span is not None)
+        raise S3Error("SlowDown")
 
     async def _read_whole(
         self, caller: Caller, info: ObjectInfo, customer: CustomerKey | None
     ) -> bytes:
         seg = info.segments[0]
-        release = self._core.garbage.pin((seg.blob_id,))  # pinned before any await
+        sealed = self._sealed(info)  # read, or pinned, before any await
+        release = self._core.garbage.pin((seg.blob_id,))
         try:
             data_key = await self._core.keys.data_key(caller, info.sse, info.object_id, customer)
-            return self._core.store.read_small(
-                seg.blob_id, data_key, segment_header(info, 0), seg.size
-            )
+            header = segment_header(info, 0)
+            if sealed:
+                return self._core.store.read_sealed(
+                    sealed[seg.blob_id], seg.blob_id, data_key, header, seg.size
+                )
+            return self._core.store.read_small(seg.blob_id, data_key, header, seg.size)
         finally:
             release()
+
+    def _sealed(self, info: ObjectInfo) -> dict[str, bytes]:
+        """The sealed bytes of the object's inline blobs (BlobReplaced if one is gone)."""
+        out: dict[str, bytes] = {}
+        for seg in info.segments:
+            if inline.is_inline(seg.blob_id):
+                sealed = self._core.index.inline_blob(seg.blob_id)
+                if sealed is None:
+                    raise BlobReplaced(seg.blob_id)
+                out[seg.blob_id] = sealed
+        return out
 
     async def open_source(
         self,
@@ -283,29 +319,50 @@ class Objects:
         end: int,
     ) -> Body:
         """Pin the object's blobs at once (await this right after reading `info` from the
-        index, so no overwrite can delete them meanwhile), recover its data key, open."""
+        index, so no overwrite can delete them meanwhile; an inline blob is read at once:
+        SlowDown, which SDKs retry, if it is gone already), recover its data key, open."""
+        try:
+            return await self._open_source(caller, info, customer, start, end)
+        except BlobReplaced:
+            raise S3Error("SlowDown") from None
+
+    async def _open_source(
+        self,
+        caller: Caller,
+        info: ObjectInfo,
+        customer: CustomerKey | None,
+        start: int,
+        end: int,
+    ) -> Body:
+        sealed = self._sealed(info)
         release = self._core.garbage.pin(s.blob_id for s in info.segments)
         try:
             data_key = await self._core.keys.data_key(caller, info.sse, info.object_id, customer)
         except BaseException:
             release()
             raise
-        return await self._open_pinned(info, data_key, start, end, release)
-
-    async def open_body(self, info: ObjectInfo, data_key: bytes, start: int, end: int) -> Body:
-        """Open (and so verify) the segments covering [start, end) and pin their blobs."""
-        release = self._core.garbage.pin(s.blob_id for s in info.segments)
-        return await self._open_pinned(info, data_key, start, end, release)
+        return await self._open_pinned(info, data_key, start, end, release, sealed)
 
     async def _open_pinned(
-        self, info: ObjectInfo, data_key: bytes, start: int, end: int, release: Callable[[], None]
+        self,
+        info: ObjectInfo,
+        data_key: bytes,
+        start: int,
+        end: int,
+        release: Callable[[], None],
+        sealed: Mapping[str, bytes],
     ) -> Body:
+        store = self._core.store
         try:
             readers = []
             for i, lo, hi in plan_segments(info, start, end):
                 seg = info.segments[i]
                 header = segment_header(info, i)
-                reader = await self._core.store.open(seg.blob_id, data_key, header, seg.size)
+                if seg.blob_id in sealed:
+                    raw = sealed[seg.blob_id]
+                    reader = store.open_sealed(raw, seg.blob_id, data_key, header, seg.size)
+                else:
+                    reader = await store.open(seg.blob_id, data_key, header, seg.size)
                 readers.append((reader, lo, hi))
         except BaseException:
             release()
@@ -395,17 +452,20 @@ class Objects:
 
 
 async def _commit(
-    core: Core, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None, blob_id: str
+    core: Core, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None, w: Written
 ) -> None:
-    """Point the key at `row`; the losing side's blobs become garbage.
+    """Point the key at `row` (and store its inline blob); the losing side's blobs become
+    garbage.
 
     With fsync the commit runs on a worker thread; it is shielded, so a cancelled
     request still finishes its commit and frees the right blobs.
     """
+    blob_id = w.blob_id
+    sealed = None if w.inline is None else (blob_id, w.inline)
     if not core.index.fsync:
-        _committed(core, blob_id, lambda: core.index.put_object(row, check))
+        _committed(core, blob_id, lambda: core.index.put_object(row, check, sealed))
         return
-    task = asyncio.ensure_future(core.index.put_object_async(row, check))
+    task = asyncio.ensure_future(core.index.put_object_async(row, check, sealed))
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:

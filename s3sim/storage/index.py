@@ -3,8 +3,10 @@
 Rows are plain values; `meta` columns are opaque text owned by the caller (the S3
 layer). A key points to one immutable object version (its blob ids live in
 `segments`, a JSON list); an overwrite replaces the row in one transaction and the
-caller deletes the replaced blobs after the commit. Blobs no row references are
-orphans (a crash between blob write and commit) and are removed at startup.
+caller deletes the replaced blob files after the commit. Blob files no row references
+are orphans (a crash between blob write and commit) and are removed at startup. A small
+object's sealed file may live here instead (`inline_blobs`, s3sim/storage/inline.py):
+written, replaced and deleted in the same transaction as its row, so never garbage.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from kmscore.shared import Generation, SharedCell
+from s3sim.storage.inline import PREFIX, is_inline
 from s3sim.storage.sqlitedb import Database
 
 BUCKET_CACHE_MAX = 4096
@@ -46,6 +49,7 @@ CREATE TABLE IF NOT EXISTS parts (
     size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL, meta TEXT NOT NULL,
     PRIMARY KEY (upload_id, part_number)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inline_blobs (blob_id TEXT PRIMARY KEY, data BLOB NOT NULL);
 """
 
 
@@ -234,28 +238,47 @@ class Index(Database):
     # -- objects -------------------------------------------------------------------
 
     def put_object(
-        self, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None = None
+        self,
+        row: ObjectRow,
+        check: Callable[[ObjectRow | None], None] | None = None,
+        inline: tuple[str, bytes] | None = None,
     ) -> ObjectRow | None:
-        """Point bucket/key at a new version; returns the replaced row (its blobs are garbage).
+        """Point bucket/key at a new version; returns the replaced row (its blob files are
+        garbage; its inline blobs are gone with it).
 
         `check(current)` runs inside the transaction and may raise to abort (conditional PUT).
+        `inline`: (blob id, sealed file) of the new version, stored in the same commit.
         """
         with self._changing(self._objects) as db:
             old = _object(db, row.bucket, row.key)
             if check is not None:
                 check(old)
+            _drop_inline(db, old)
+            if inline is not None:
+                db.execute("INSERT INTO inline_blobs VALUES (?,?)", inline)
             db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?)", _values(row))
             return old
 
     async def put_object_async(
-        self, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None = None
+        self,
+        row: ObjectRow,
+        check: Callable[[ObjectRow | None], None] | None = None,
+        inline: tuple[str, bytes] | None = None,
     ) -> ObjectRow | None:
         """`put_object`; with fsync on a worker thread, so the loop never waits for a COMMIT."""
         if not self.fsync:  # no disk wait: inline is cheaper than a thread hop
-            return self.put_object(row, check)
-        return await asyncio.to_thread(self.put_object, row, check)
+            return self.put_object(row, check, inline)
+        return await asyncio.to_thread(self.put_object, row, check, inline)
 
-    def get_object(self, bucket: str, key: str) -> ObjectRow | None:
+    def inline_blob(self, blob_id: str) -> bytes | None:
+        """An inline blob's sealed file; None once the version that named it was replaced."""
+        r = self._read_one("SELECT data FROM inline_blobs WHERE blob_id=?", (blob_id,))
+        return r[0] if r else None
+
+    def get_object(self, bucket: str, key: str, fresh: bool = False) -> ObjectRow | None:
+        """The key's row; `fresh`: from the database, not this process's cache."""
+        if fresh:
+            return self._read_object(bucket, key)
         return self._objects.get((bucket, key), lambda: self._read_object(bucket, key))
 
     def _read_object(self, bucket: str, key: str) -> ObjectRow | None:
@@ -267,6 +290,7 @@ class Index(Database):
             old = _object(db, bucket, key)
             if old:
                 db.execute("DELETE FROM objects WHERE bucket=? AND key=?", (bucket, key))
+                _drop_inline(db, old)
             return old
 
     def scan_objects(
@@ -338,7 +362,8 @@ class Index(Database):
             garbage = [b for (b,) in parts.fetchall() if b not in used_blobs]
             old = _object(db, row.bucket, row.key)
             if old:
-                garbage += old.blob_ids()
+                garbage += [b for b in old.blob_ids() if not is_inline(b)]
+                _drop_inline(db, old)
             db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?)", _values(row))
             db.execute("DELETE FROM parts WHERE upload_id=?", (upload_id,))
             db.execute("DELETE FROM uploads WHERE upload_id=?", (upload_id,))
@@ -377,6 +402,15 @@ def prefix_upper(prefix: str) -> str:
 def _object(db: sqlite3.Connection, bucket: str, key: str) -> ObjectRow | None:
     r = db.execute("SELECT * FROM objects WHERE bucket=? AND key=?", (bucket, key)).fetchone()
     return ObjectRow(*r) if r else None
+
+
+def _drop_inline(db: sqlite3.Connection, old: ObjectRow | None) -> None:
+    """Delete the inline blobs of a version being replaced or deleted (same transaction)."""
+    if old is None or '"' + PREFIX not in old.segments:  # most rows: no JSON to parse
+        return
+    for blob_id in old.blob_ids():
+        if is_inline(blob_id):
+            db.execute("DELETE FROM inline_blobs WHERE blob_id=?", (blob_id,))
 
 
 def _values(row: object) -> tuple:

@@ -164,7 +164,7 @@ class ObjectReader:
 
     def __init__(
         self,
-        store: BlobStore,
+        store: BlobStore | None,  # None: `plain` holds the whole object
         blob_id: str,
         verified: _Verified,
         plain: bytes | None,
@@ -213,6 +213,7 @@ class ObjectReader:
         return bytes(dst[lo_keep:hi_keep])
 
     def _open_fd(self) -> int:
+        assert self.store is not None  # a reader without a store has its plaintext
         fd = self.store.open_fd(self.blob_id)
         if os.fstat(fd).st_size != self.file_size:
             os.close(fd)
@@ -336,6 +337,36 @@ def read_small(
     if plain is None:  # cannot happen for a file whose size matched the index
         raise CorruptObject("file too big for its plaintext size", "payload", blob_id)
     return plain
+
+
+def read_sealed(
+    sealed: bytes,
+    blob_id: str,
+    data_key: bytes,
+    expected: ObjectHeader,
+    size: int,
+    *,
+    leads: VerifiedLeads | None = None,
+) -> bytes:
+    """The whole plaintext of an inline blob (a small object's sealed file, kept in the
+    index): every check `read_small` makes on a file, on these bytes. CorruptObject."""
+    with _as_corrupt(blob_id):
+        return _verify_whole(sealed, Want(data_key, expected, size, None, leads))[1]
+
+
+def open_sealed(
+    sealed: bytes,
+    blob_id: str,
+    data_key: bytes,
+    expected: ObjectHeader,
+    size: int,
+    *,
+    leads: VerifiedLeads | None = None,
+) -> ObjectReader:
+    """A reader over an inline blob, verified and decrypted whole now (it is small)."""
+    with _as_corrupt(blob_id):
+        verified, plain = _verify_whole(sealed, Want(data_key, expected, size, None, leads))
+    return ObjectReader(None, blob_id, verified, plain, None)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -176,17 +177,51 @@ def test_no_plaintext_on_disk(server, s3, bucket, tmp_path):
             assert not any(n in blob for n in needles), f"plaintext found in {path}"
 
 
-@pytest.mark.parametrize("size", [4096, 200_000])  # read whole at once / streamed
-def test_tampered_blob_is_never_served(server, s3, bucket, size):
-    data = os.urandom(size)
-    before = files(Path(server.data_dir))
-    s3.put_object(Bucket=bucket, Key="t", Body=data)
-    after = files(Path(server.data_dir))
-    new = [p for p, size in after.items() if p not in before and size >= len(data)]
+def tamper_file(data_dir: Path, put) -> None:
+    """Flip a byte in the middle of the one new file at least as big as the object."""
+    before = files(data_dir)
+    size = put()
+    new = [p for p, n in files(data_dir).items() if p not in before and n >= size]
     assert len(new) == 1
     raw = bytearray(new[0].read_bytes())
     raw[len(raw) // 2] ^= 0x01
     new[0].write_bytes(bytes(raw))
+
+
+def tamper_inline(data_dir: Path, put, bucket: str, key: str) -> None:
+    """Flip a byte in the middle of the object's inline blob, in the index database."""
+    put()
+    db = sqlite3.connect(data_dir / "s3" / "index.sqlite3", timeout=30)
+    try:
+        (segments,) = db.execute(
+            "SELECT segments FROM objects WHERE bucket=? AND key=?", (bucket, key)
+        ).fetchone()
+        ((blob_id, *_),) = json.loads(segments)
+        raw = bytearray(
+            db.execute("SELECT data FROM inline_blobs WHERE blob_id=?", (blob_id,)).fetchone()[0]
+        )
+        raw[len(raw) // 2] ^= 0x01
+        with db:
+            db.execute("UPDATE inline_blobs SET data=? WHERE blob_id=?", (bytes(raw), blob_id))
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    "size",
+    [4096, 65536, 200_000],  # inline blobs (in the index) / a file, streamed
+)
+def test_tampered_blob_is_never_served(server, s3, bucket, size):
+    data = os.urandom(size)
+
+    def put() -> int:
+        s3.put_object(Bucket=bucket, Key="t", Body=data)
+        return size
+
+    if size <= 65536:
+        tamper_inline(Path(server.data_dir), put, bucket, "t")
+    else:
+        tamper_file(Path(server.data_dir), put)
     try:
         got = s3.get_object(Bucket=bucket, Key="t")["Body"].read()
     except (ClientError, BotoCoreError) as exc:

@@ -15,6 +15,7 @@ from tests.unit.objectfile_env import (
     CS,
     HDR,
     KEY,
+    files,
     make_store,
     read_all,
     write,
@@ -252,3 +253,46 @@ async def test_read_small_returns_the_plaintext_or_fails_whole(store, pos):
 def test_read_small_refuses_what_is_not_small(store):
     with pytest.raises(ValueError):
         of.read_small(store, "0" * 32, KEY, HDR, INLINE_PLAIN_MAX + 1)
+
+
+async def test_inline_write_is_the_file_it_would_have_written(store):
+    data = os.urandom(3 * CS + 10)
+    as_file = await write(store, data)
+    same_salt = store.rng  # the seeded rng: rewind it so the inline write draws the same salt
+    store.rng = make_store(store.root.parent / "again").rng
+    before = files(store)
+    w = await write(store, data, inline_max=len(data))
+    assert files(store) == before  # no file, not even a temporary one left behind
+    store.rng = same_salt
+    assert w.blob_id.startswith("i") and len(w.blob_id) == 33
+    assert w.inline == store.path(as_file.blob_id).read_bytes()  # byte for byte
+    assert (w.size, w.file_size, w.header_len) == (len(data), len(w.inline), as_file.header_len)
+    assert w.md5_hex == as_file.md5_hex
+
+
+async def test_inline_max_is_a_bound(store):
+    data = os.urandom(100)
+    w = await write(store, data, inline_max=99)
+    assert w.inline is None and store.path(w.blob_id).exists()
+
+
+@pytest.mark.parametrize("pos", [0, 11, 40, -20, -1])  # magic, length, header, payload, tag
+async def test_sealed_inline_blob_opens_or_fails_whole(store, pos):
+    data = os.urandom(3 * CS + 10)
+    w = await write(store, data, inline_max=1 << 20)
+    sealed = w.inline
+    assert of.read_sealed(sealed, w.blob_id, KEY, HDR, len(data)) == data
+    reader = of.open_sealed(sealed, w.blob_id, KEY, HDR, len(data))
+    assert b"".join([c async for c in reader.iter_range(5, 9000)]) == data[5:9000]
+    with pytest.raises(CorruptObject):  # the index's size pins the blob
+        of.read_sealed(sealed, w.blob_id, KEY, HDR, len(data) - 1)
+    with pytest.raises(CorruptObject) as e:
+        of.read_sealed(sealed, w.blob_id, bytes(32), HDR, len(data))  # another key
+    assert e.value.failure == "commitment"
+    other = of.ObjectHeader("object", "obj-2", HDR.key_arn, HDR.wrapped_key, HDR.context)
+    with pytest.raises(CorruptObject) as e:  # another object's blob under the same key
+        of.open_sealed(sealed, w.blob_id, KEY, other, len(data))
+    assert e.value.failure == "header"
+    with pytest.raises(CorruptObject) as e:
+        of.read_sealed(flip_at(pos % len(sealed))(sealed), w.blob_id, KEY, HDR, len(data))
+    assert e.value.blob_id == w.blob_id

@@ -55,7 +55,11 @@ async def test_multipart_segments_and_overwrite_cleanup(env):
     assert await read(got) == p1[-10:] + p2
     assert len(blob_files(root)) == 2
     await s3.put_object(ADMIN, "bkt", "mp", body(b"small"), sse=SseRequest())
-    assert len(blob_files(root)) == 1
+    assert blob_files(root) == []  # both parts deleted; the small object is inline
+    blob_id = s3.head_object(ADMIN, "bkt", "mp").segments[0].blob_id
+    assert s3.core.index.inline_blob(blob_id) is not None
+    await s3.put_object(ADMIN, "bkt", "mp", body(os.urandom(100_000)), sse=SseRequest())
+    assert s3.core.index.inline_blob(blob_id) is None and len(blob_files(root)) == 1
 
 
 async def test_tampered_or_swapped_blob_fails(env):
@@ -68,16 +72,61 @@ async def test_tampered_or_swapped_blob_fails(env):
     with pytest.raises(S3Error) as e:
         await read(await s3.objects.get(ADMIN, "bkt", "a"))
     assert (e.value.code, e.value.status) == ("InternalError", 500)
-    await s3.put_object(ADMIN, "bkt", "x", body(b"one"), sse=SseRequest())
-    await s3.put_object(ADMIN, "bkt", "y", body(b"two"), sse=SseRequest())
+    await s3.put_object(ADMIN, "bkt", "x", body(b"one" * 70_000), sse=SseRequest())
+    await s3.put_object(ADMIN, "bkt", "y", body(b"two" * 70_000), sse=SseRequest())
     bx = s3.head_object(ADMIN, "bkt", "x").segments[0].blob_id
     by = s3.head_object(ADMIN, "bkt", "y").segments[0].blob_id
     px = next(p for p in blob_files(root) if p.name == bx)
     py = next(p for p in blob_files(root) if p.name == by)
     px.write_bytes(py.read_bytes())
     with pytest.raises(S3Error) as e:
-        await s3.objects.get(ADMIN, "bkt", "x")
+        await read(await s3.objects.get(ADMIN, "bkt", "x"))
     assert e.value.code == "InternalError"
+
+
+def swap_inline(s3: S3Service, src: str, dst: str) -> None:
+    """Write the inline blob of key `src` over the one of key `dst`, in the index."""
+    a = s3.head_object(ADMIN, "bkt", src).segments[0].blob_id
+    b = s3.head_object(ADMIN, "bkt", dst).segments[0].blob_id
+    with s3.core.index.tx() as db:
+        db.execute(
+            "UPDATE inline_blobs SET data=? WHERE blob_id=?", (s3.core.index.inline_blob(a), b)
+        )
+
+
+@pytest.mark.parametrize(
+    "sse", [SseRequest(), SseRequest("aws:kms", "k1", bucket_key_enabled=True)]
+)
+async def test_swapped_inline_blob_fails(env, sse):
+    """Two small objects under one data key (a bucket key) or the SSE-S3 master key: the
+    header binds each sealed blob to its own object."""
+    s3, _ = env
+    await s3.put_object(ADMIN, "bkt", "x", body(b"one"), sse=sse)
+    await s3.put_object(ADMIN, "bkt", "y", body(b"two"), sse=sse)
+    swap_inline(s3, "y", "x")
+    for whole in (0, 1 << 16):  # the short path and a reader
+        with pytest.raises(S3Error) as e:
+            await read(await s3.objects.get(ADMIN, "bkt", "x", whole_max=whole))
+        assert (e.value.code, e.value.status) == ("InternalError", 500)
+    assert await read(await s3.objects.get(ADMIN, "bkt", "y")) == b"two"
+
+
+async def test_a_reader_behind_another_writer_reads_the_new_version(env):
+    """Another process (here: a second service without the shared counter, so this one's
+    row cache goes stale) replaced a small object: its inline blob is gone with the old
+    row, and the GET reads the key again instead of failing."""
+    s3, root = env
+    await s3.put_object(ADMIN, "bkt", "k", body(b"old"), sse=SseRequest())
+    assert await read(await s3.objects.get(ADMIN, "bkt", "k")) == b"old"  # row cached
+    other = S3Service(root, "us-east-1", FixedClock(), s3.core.keys._kms, fsync=False, sweep=False)
+    await other.put_object(ADMIN, "bkt", "k", body(b"new"), sse=SseRequest())
+    for whole in (0, 1 << 16):
+        assert await read(await s3.objects.get(ADMIN, "bkt", "k", whole_max=whole)) == b"new"
+    await other.put_object(ADMIN, "bkt", "k", body(b"newer"), sse=SseRequest())
+    with pytest.raises(S3Error) as e:  # a copy does not retry: SlowDown, which SDKs retry
+        await s3.objects.copy(ADMIN, "bkt", "k", "bkt", "c", sse=SseRequest())
+    assert (e.value.code, e.value.status) == ("SlowDown", 503)
+    other.close()
 
 
 async def test_orphan_blob_removed_at_restart(env, tmp_path):
