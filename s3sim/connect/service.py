@@ -72,7 +72,7 @@ class ConnectService:
         self.region = region
         self.kms = kms
         self.s3 = s3
-        self.store = Store(root / "connect.db", fsync=fsync)
+        self.store = Store(root / "connect.db", fsync=fsync, shared=shared)
         blobs = blob_store
         if blobs is None:
             blobs = _engine_store(root / "blobs", rng, fsync, sweep)

@@ -1,6 +1,7 @@
 """Connect's metadata in SQLite (<data-dir>/connect/connect.db): WAL, one transaction
-per change, fsynced at commit (synchronous=FULL) so an acknowledged ingest survives
-kill -9. Thread-safe through one lock around one connection."""
+per change (s3sim/storage/sqlitedb.py: fsynced at commit with --fsync, so an
+acknowledged ingest survives an OS crash; written to the OS at commit without it, so it
+survives kill -9). Thread-safe through one lock around one connection."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ from s3sim.storage.sqlitedb import Database
 
 
 class Store(Database):
-    def __init__(self, path: Path, fsync: bool = True) -> None:
-        super().__init__(path, SCHEMA, fsync)
+    def __init__(self, path: Path, fsync: bool = True, shared: bool = False) -> None:
+        super().__init__(path, SCHEMA, fsync, shared)
 
     # -- instances -------------------------------------------------------------------
     def insert_instance(self, i: Instance) -> None:
