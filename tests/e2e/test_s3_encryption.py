@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
+from s3sim.storage import inline
 from tests.awserr import err
 
 MiB = 1024 * 1024
@@ -207,9 +208,8 @@ def tamper_inline(data_dir: Path, put, bucket: str, key: str) -> None:
         db.close()
 
 
-@pytest.mark.parametrize(
-    "size",
-    [4096, 65536, 200_000],  # inline blobs (in the index) / a file, streamed
+@pytest.mark.parametrize(  # inline blobs (in the index) / a file read whole / streamed
+    "size", [4096, inline.MAX_PLAIN, inline.MAX_PLAIN + 1, 65536, 200_000]
 )
 def test_tampered_blob_is_never_served(server, s3, bucket, size):
     data = os.urandom(size)
@@ -218,7 +218,7 @@ def test_tampered_blob_is_never_served(server, s3, bucket, size):
         s3.put_object(Bucket=bucket, Key="t", Body=data)
         return size
 
-    if size <= 65536:
+    if size <= inline.MAX_PLAIN:
         tamper_inline(Path(server.data_dir), put, bucket, "t")
     else:
         tamper_file(Path(server.data_dir), put)
