@@ -196,16 +196,16 @@ def check_binding(
     context: Mapping[str, str],
 ) -> None:
     """HeaderError unless the file's header names what the trusted index expects."""
-    pairs = (
-        ("kind", h.kind, kind),
-        ("object_id", h.object_id, object_id),
-        ("key_arn", h.key_arn, key_arn),
-        ("wrapped_key", h.wrapped_key, wrapped_key),
-        ("context", dict(h.context), dict(context)),
-    )
-    for name, got, want in pairs:
-        if got != want:
-            raise HeaderError(f"header {name} does not match the index")
+    if h.kind != kind:
+        raise HeaderError("header kind does not match the index")
+    if h.object_id != object_id:
+        raise HeaderError("header object_id does not match the index")
+    if h.key_arn != key_arn:
+        raise HeaderError("header key_arn does not match the index")
+    if h.wrapped_key != wrapped_key:
+        raise HeaderError("header wrapped_key does not match the index")
+    if h.context != context:  # mappings (dicts, read-only proxies) compare by items
+        raise HeaderError("header context does not match the index")
 
 
 def nonce(index: int, final: bool) -> bytes:

@@ -8,6 +8,7 @@ from base64 import b64decode
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 
 from s3sim.http.payload import content_encoding_without_chunked
 from s3sim.s3.errors import S3Error
@@ -52,6 +53,7 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+@lru_cache(maxsize=4096)  # an object's Last-Modified, on every GET and HEAD of it
 def http_date(t: datetime) -> str:
     """RFC 7231 date, as email.utils.format_datetime(usegmt=True) writes it (4x faster)."""
     if t.tzinfo is not UTC:  # format_datetime decides (it refuses non-UTC datetimes)
