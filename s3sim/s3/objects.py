@@ -46,8 +46,12 @@ CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
 READ_TRIES = 3  # a GET that keeps finding its inline blob replaced gives up (SlowDown)
 
 
-class BlobReplaced(Exception):
-    """The version a reader looked up was replaced before its inline blob was read."""
+class BlobReplaced(S3Error):
+    """The version a reader looked up was replaced before its inline blob was read: a GET
+    reads the key again; anything else answers SlowDown (503), which SDKs retry."""
+
+    def __init__(self) -> None:
+        super().__init__("SlowDown")
 
 
 def blob_header(kind: str, object_id: str, sse: SseRecord) -> BlobHeader:
@@ -276,7 +280,7 @@ class Objects:
                     data = await self._read_whole(caller, info, customer)
                     return GetResult(info, data, 0, info.size, False)
                 start, end = span or (0, info.size)
-                body = await self._open_source(caller, info, customer, start, end)
+                body = await self.open_source(caller, info, customer, start, end)
             except BlobReplaced:
                 continue
             return GetResult(info, body, start, end, span is not None)
@@ -306,7 +310,7 @@ class Objects:
             if inline.is_inline(seg.blob_id):
                 sealed = self._core.index.inline_blob(seg.blob_id)
                 if sealed is None:
-                    raise BlobReplaced(seg.blob_id)
+                    raise BlobReplaced
                 out[seg.blob_id] = sealed
         return out
 
@@ -320,20 +324,7 @@ class Objects:
     ) -> Body:
         """Pin the object's blobs at once (await this right after reading `info` from the
         index, so no overwrite can delete them meanwhile; an inline blob is read at once:
-        SlowDown, which SDKs retry, if it is gone already), recover its data key, open."""
-        try:
-            return await self._open_source(caller, info, customer, start, end)
-        except BlobReplaced:
-            raise S3Error("SlowDown") from None
-
-    async def _open_source(
-        self,
-        caller: Caller,
-        info: ObjectInfo,
-        customer: CustomerKey | None,
-        start: int,
-        end: int,
-    ) -> Body:
+        BlobReplaced if it is gone already), recover its data key, open."""
         sealed = self._sealed(info)
         release = self._core.garbage.pin(s.blob_id for s in info.segments)
         try:

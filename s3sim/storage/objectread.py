@@ -178,6 +178,11 @@ class ObjectReader:
         self._raw_pool: list[bytearray] = []
         self.chunks_opened = self._last + 1 if plain is not None else 0
 
+    @property
+    def plaintext(self) -> bytes | None:
+        """The whole object, when it was authenticated whole at open (a small file)."""
+        return self._plain
+
     def _open_chunks(self, fd: int, first: int, last: int, start: int, end: int) -> bytes:
         """Decrypt chunks first..last and keep plaintext bytes [start, end) of the object.
 
@@ -339,21 +344,6 @@ def read_small(
     return plain
 
 
-def read_sealed(
-    sealed: bytes,
-    blob_id: str,
-    data_key: bytes,
-    expected: ObjectHeader,
-    size: int,
-    *,
-    leads: VerifiedLeads | None = None,
-) -> bytes:
-    """The whole plaintext of an inline blob (a small object's sealed file, kept in the
-    index): every check `read_small` makes on a file, on these bytes. CorruptObject."""
-    with _as_corrupt(blob_id):
-        return _verify_whole(sealed, Want(data_key, expected, size, None, leads))[1]
-
-
 def open_sealed(
     sealed: bytes,
     blob_id: str,
@@ -363,7 +353,9 @@ def open_sealed(
     *,
     leads: VerifiedLeads | None = None,
 ) -> ObjectReader:
-    """A reader over an inline blob, verified and decrypted whole now (it is small)."""
+    """A reader over an inline blob (a small object's sealed file, kept in the index),
+    verified and decrypted whole now: every check `read_small` makes on a file, on these
+    bytes (CorruptObject); `reader.plaintext` is the whole object."""
     with _as_corrupt(blob_id):
         verified, plain = _verify_whole(sealed, Want(data_key, expected, size, None, leads))
     return ObjectReader(None, blob_id, verified, plain, None)

@@ -281,18 +281,18 @@ async def test_sealed_inline_blob_opens_or_fails_whole(store, pos):
     data = os.urandom(3 * CS + 10)
     w = await write(store, data, inline_max=1 << 20)
     sealed = w.inline
-    assert of.read_sealed(sealed, w.blob_id, KEY, HDR, len(data)) == data
+    assert of.open_sealed(sealed, w.blob_id, KEY, HDR, len(data)).plaintext == data
     reader = of.open_sealed(sealed, w.blob_id, KEY, HDR, len(data))
     assert b"".join([c async for c in reader.iter_range(5, 9000)]) == data[5:9000]
     with pytest.raises(CorruptObject):  # the index's size pins the blob
-        of.read_sealed(sealed, w.blob_id, KEY, HDR, len(data) - 1)
+        of.open_sealed(sealed, w.blob_id, KEY, HDR, len(data) - 1)
     with pytest.raises(CorruptObject) as e:
-        of.read_sealed(sealed, w.blob_id, bytes(32), HDR, len(data))  # another key
+        of.open_sealed(sealed, w.blob_id, bytes(32), HDR, len(data))  # another key
     assert e.value.failure == "commitment"
     other = of.ObjectHeader("object", "obj-2", HDR.key_arn, HDR.wrapped_key, HDR.context)
     with pytest.raises(CorruptObject) as e:  # another object's blob under the same key
         of.open_sealed(sealed, w.blob_id, KEY, other, len(data))
     assert e.value.failure == "header"
     with pytest.raises(CorruptObject) as e:
-        of.read_sealed(flip_at(pos % len(sealed))(sealed), w.blob_id, KEY, HDR, len(data))
+        of.open_sealed(flip_at(pos % len(sealed))(sealed), w.blob_id, KEY, HDR, len(data))
     assert e.value.blob_id == w.blob_id
