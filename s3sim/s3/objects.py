@@ -308,7 +308,7 @@ class Objects:
         out: dict[str, bytes] = {}
         for seg in info.segments:
             if inline.is_inline(seg.blob_id):
-                sealed = self._core.index.inline_blob(seg.blob_id)
+                sealed = self._core.index.inline_blob(info.bucket, info.key, seg.blob_id)
                 if sealed is None:
                     raise BlobReplaced
                 out[seg.blob_id] = sealed

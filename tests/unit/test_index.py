@@ -208,13 +208,13 @@ def test_object_row_cache_stays_bounded(tmp_path, monkeypatch):
 def test_inline_blob_lives_and_dies_with_its_row(tmp_path):
     idx = Index(tmp_path / "i.db")
     idx.put_object(obj("k", "i01"), inline=("i01", b"sealed one"))
-    assert idx.inline_blob("i01") == b"sealed one"
+    assert idx.inline_blob("b", "k", "i01") == b"sealed one"
     old = idx.put_object(obj("k", "i02"), inline=("i02", b"sealed two"))
     assert old is not None and old.blob_ids() == ["i01"]
-    assert idx.inline_blob("i01") is None  # replaced in the same commit
-    assert idx.inline_blob("i02") == b"sealed two"
+    assert idx.inline_blob("b", "k", "i01") is None  # replaced in the same commit
+    assert idx.inline_blob("b", "k", "i02") == b"sealed two"
     idx.delete_object("b", "k")
-    assert idx.inline_blob("i02") is None
+    assert idx.inline_blob("b", "k", "i02") is None
 
 
 def test_inline_blob_survives_a_refused_conditional_put(tmp_path):
@@ -228,7 +228,7 @@ def test_inline_blob_survives_a_refused_conditional_put(tmp_path):
         idx.put_object(obj("k", "i02"), check=refuse, inline=("i02", b"lost"))
     except RuntimeError:
         pass
-    assert idx.inline_blob("i01") == b"kept" and idx.inline_blob("i02") is None
+    assert idx.inline_blob("b", "k", "i01") == b"kept" and idx.inline_blob("b", "k", "i02") is None
     assert idx.get_object("b", "k").blob_ids() == ["i01"]
 
 
@@ -239,7 +239,7 @@ def test_completed_upload_drops_the_inline_blob_it_replaces(tmp_path):
     idx.put_part(PartRow("u1", 1, "p1", 5, "e", 1.0, "{}"))
     garbage = idx.complete_upload("u1", obj("k", "p1"), {"p1"})
     assert garbage == []  # the inline blob is not garbage for the blob store: it is gone
-    assert idx.inline_blob("i01") is None
+    assert idx.inline_blob("b", "k", "i01") is None
 
 
 def test_fresh_read_skips_the_row_cache(tmp_path):

@@ -57,9 +57,9 @@ async def test_multipart_segments_and_overwrite_cleanup(env):
     await s3.put_object(ADMIN, "bkt", "mp", body(b"small"), sse=SseRequest())
     assert blob_files(root) == []  # both parts deleted; the small object is inline
     blob_id = s3.head_object(ADMIN, "bkt", "mp").segments[0].blob_id
-    assert s3.core.index.inline_blob(blob_id) is not None
+    assert s3.core.index.inline_blob("bkt", "mp", blob_id) is not None
     await s3.put_object(ADMIN, "bkt", "mp", body(os.urandom(100_000)), sse=SseRequest())
-    assert s3.core.index.inline_blob(blob_id) is None and len(blob_files(root)) == 1
+    assert s3.core.index.inline_blob("bkt", "mp", blob_id) is None and len(blob_files(root)) == 1
 
 
 async def test_tampered_or_swapped_blob_fails(env):
@@ -87,11 +87,9 @@ async def test_tampered_or_swapped_blob_fails(env):
 def swap_inline(s3: S3Service, src: str, dst: str) -> None:
     """Write the inline blob of key `src` over the one of key `dst`, in the index."""
     a = s3.head_object(ADMIN, "bkt", src).segments[0].blob_id
-    b = s3.head_object(ADMIN, "bkt", dst).segments[0].blob_id
+    sealed = s3.core.index.inline_blob("bkt", src, a)
     with s3.core.index.tx() as db:
-        db.execute(
-            "UPDATE inline_blobs SET data=? WHERE blob_id=?", (s3.core.index.inline_blob(a), b)
-        )
+        db.execute("UPDATE inline_files SET data=? WHERE bucket='bkt' AND key=?", (sealed, dst))
 
 
 @pytest.mark.parametrize(
