@@ -170,3 +170,21 @@ async def test_overwrite_during_a_slow_kms_decrypt_does_not_break_the_reader(env
     await s3.put_object(ADMIN, "bkt", "k", body(b"new"), sse=SseRequest())
     assert await read(await reader) == b"old"
     assert await read(await s3.objects.get(ADMIN, "bkt", "k")) == b"new"
+
+
+async def test_inline_objects_with_fsync_commits_on_a_thread(tmp_path):
+    """--fsync: the commit that stores the inline blob runs on a worker thread, and reads
+    use a second connection; both must see the same version."""
+    kms = FakeKMS()
+    s3 = S3Service(tmp_path, "us-east-1", FixedClock(), kms, fsync=True)
+    s3.buckets.create(ADMIN, "bkt")
+    for data in (b"one", os.urandom(4096), b""):
+        await s3.put_object(ADMIN, "bkt", "k", body(data), sse=SseRequest())
+        seg = s3.head_object(ADMIN, "bkt", "k").segments[0]
+        assert s3.core.index.inline_blob("bkt", "k", seg.blob_id) is not None
+        for whole in (0, 1 << 16):
+            assert await read(await s3.objects.get(ADMIN, "bkt", "k", whole_max=whole)) == data
+    assert blob_files(tmp_path) == []
+    s3.objects.delete(ADMIN, "bkt", "k")
+    assert s3.core.index.inline_blob("bkt", "k", seg.blob_id) is None
+    s3.close()
