@@ -10,6 +10,7 @@ from kmscore.caller import Caller
 from kmscore.clock import Clock
 from s3sim.s3 import codec
 from s3sim.s3.blobs import BlobStore, Garbage
+from s3sim.s3.commits import Commits
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import BucketInfo
 from s3sim.s3.sse import KeyManager
@@ -48,9 +49,13 @@ class Core:
     rng: Callable[[int], bytes]
     region: str
     staging_sink: StagingSink | None = None
+    commits: Commits = field(init=False, repr=False)
     _buckets: codec.RowMemo[BucketRow, BucketInfo] = field(
         default_factory=lambda: codec.RowMemo(codec.bucket_from_row, 256), repr=False
     )
+
+    def __post_init__(self) -> None:
+        self.commits = Commits(self.index)
 
     def new_id(self) -> str:
         return self.rng(16).hex()

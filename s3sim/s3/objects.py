@@ -35,7 +35,7 @@ from s3sim.s3.reading import (
 )
 from s3sim.s3.sse import KMS, SSEC
 from s3sim.storage import inline
-from s3sim.storage.index import ObjectRow
+from s3sim.storage.index import ObjectPut, ObjectRow
 
 OPAQUE_ETAG = (KMS, SSEC)  # algorithms whose objects' ETag is not the data's MD5
 
@@ -445,24 +445,25 @@ class Objects:
 async def _commit(
     core: Core, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None, w: Written
 ) -> None:
-    """Point the key at `row` (and store its inline blob); the losing side's blobs become
-    garbage.
+    """Point the key at `row` (and store its inline blob), in the next group commit
+    (s3sim/s3/commits.py); the losing side's blobs become garbage.
 
-    With fsync the commit runs on a worker thread; it is shielded, so a cancelled
-    request still finishes its commit and frees the right blobs.
+    The wait is shielded: a cancelled request still has its commit finished and frees the
+    right blobs.
     """
     blob_id = w.blob_id
     sealed = None if w.inline is None else (blob_id, w.inline)
-    if not core.index.fsync:
-        _committed(core, blob_id, lambda: core.index.put_object(row, check, sealed))
-        return
-    task = asyncio.ensure_future(core.index.put_object_async(row, check, sealed))
+    outcome = core.commits.put(ObjectPut(row, check, sealed))
     try:
-        await asyncio.shield(task)
+        await asyncio.shield(outcome)
     except asyncio.CancelledError:
-        task.add_done_callback(lambda t: _committed(core, blob_id, t.result, quiet=True))
+        outcome.add_done_callback(
+            lambda f: f.cancelled() or _committed(core, blob_id, f.result, quiet=True)
+        )
         raise
-    _committed(core, blob_id, task.result)
+    except S3Error:
+        pass  # refused by its check: _committed frees the new blob, then raises it
+    _committed(core, blob_id, outcome.result)
 
 
 def _committed(

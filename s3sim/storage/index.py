@@ -15,11 +15,10 @@ commit, 61-70 instead of 78-81 us per transaction (measured beside the objects t
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +106,16 @@ class PartRow:
     meta: str
 
 
+@dataclass(frozen=True)
+class ObjectPut:
+    """One `Index.put_object`: the new row, the check to run on the current one (may raise
+    to refuse), and the new version's inline blob (blob id, sealed file)."""
+
+    row: ObjectRow
+    check: Callable[[ObjectRow | None], None] | None = None
+    inline: tuple[str, bytes] | None = None
+
+
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -148,7 +157,7 @@ class Index(Database):
     """Thread-safe (one connection behind a lock); every method is one transaction.
 
     With `fsync`, a COMMIT waits for the disk: writers may then run on a worker thread
-    (`put_object_async`), and the hot reads use a second, read-only connection behind its
+    (s3sim/s3/commits.py), and the hot reads use a second, read-only connection behind its
     own lock, so they never wait behind a commit's fsync (WAL readers see the last
     committed state; a commit that has returned is visible to every later read).
     """
@@ -256,27 +265,20 @@ class Index(Database):
         `check(current)` runs inside the transaction and may raise to abort (conditional PUT).
         `inline`: (blob id, sealed file) of the new version, stored in the same commit.
         """
-        with self._changing(self._objects) as db:
-            old = _object(db, row.bucket, row.key)
-            if check is not None:
-                check(old)
-            if inline is not None:
-                db.execute(_UPSERT_INLINE, (row.bucket, row.key, *inline))
-            else:
-                _drop_inline(db, old)
-            db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?)", _values(row))
-            return old
+        (result,) = self.put_objects([ObjectPut(row, check, inline)])
+        if isinstance(result, Exception):
+            raise result
+        return result
 
-    async def put_object_async(
-        self,
-        row: ObjectRow,
-        check: Callable[[ObjectRow | None], None] | None = None,
-        inline: tuple[str, bytes] | None = None,
-    ) -> ObjectRow | None:
-        """`put_object`; with fsync on a worker thread, so the loop never waits for a COMMIT."""
-        if not self.fsync:  # no disk wait: inline is cheaper than a thread hop
-            return self.put_object(row, check, inline)
-        return await asyncio.to_thread(self.put_object, row, check, inline)
+    def put_objects(self, puts: Sequence[ObjectPut]) -> list[ObjectRow | None | Exception]:
+        """Several `put_object`s in one transaction (with fsync: one fsync), in order; each
+        sees the ones before it. A put whose check raises is undone alone and gets the
+        exception as its result; the others commit."""
+        out: list[ObjectRow | None | Exception] = []
+        with self._changing(self._objects) as db:
+            for p in puts:
+                out.append(_put(db, p) if p.check is None else _put_checked(db, p))
+        return out
 
     def inline_blob(self, bucket: str, key: str, blob_id: str) -> bytes | None:
         """An inline blob's sealed file; None once the version that named it was replaced."""
@@ -413,6 +415,32 @@ def prefix_upper(prefix: str) -> str:
 def _object(db: sqlite3.Connection, bucket: str, key: str) -> ObjectRow | None:
     r = db.execute("SELECT * FROM objects WHERE bucket=? AND key=?", (bucket, key)).fetchone()
     return ObjectRow(*r) if r else None
+
+
+def _put(db: sqlite3.Connection, p: ObjectPut) -> ObjectRow | None:
+    row = p.row
+    old = _object(db, row.bucket, row.key)
+    if p.check is not None:
+        p.check(old)
+    if p.inline is not None:
+        db.execute(_UPSERT_INLINE, (row.bucket, row.key, *p.inline))
+    else:
+        _drop_inline(db, old)
+    db.execute("INSERT OR REPLACE INTO objects VALUES (?,?,?,?,?,?,?,?,?)", _values(row))
+    return old
+
+
+def _put_checked(db: sqlite3.Connection, p: ObjectPut) -> ObjectRow | Exception | None:
+    """`_put` inside a savepoint: a refusing check undoes this put only."""
+    db.execute("SAVEPOINT put")
+    try:
+        old = _put(db, p)
+    except Exception as exc:  # noqa: BLE001 - the check's verdict, handed to its caller
+        db.execute("ROLLBACK TO put")
+        db.execute("RELEASE put")
+        return exc
+    db.execute("RELEASE put")
+    return old
 
 
 _UPSERT_INLINE = (

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import json
 
-from s3sim.storage.index import BucketRow, Index, ObjectRow, PartRow, UploadRow, prefix_upper
+import pytest
+
+from s3sim.storage.index import (
+    BucketRow,
+    Index,
+    ObjectPut,
+    ObjectRow,
+    PartRow,
+    UploadRow,
+    prefix_upper,
+)
 
 
 def obj(key: str, blob: str, bucket: str = "b") -> ObjectRow:
@@ -108,56 +118,31 @@ def test_list_uploads_prefix_and_markers(tmp_path):
     assert [u.upload_id for u in idx.list_uploads("b", "", "a/x", "u1", 2)] == ["u2", "u3"]
 
 
-async def test_fsync_commit_off_loop_and_reads_not_blocked_by_writer(tmp_path):
-    import asyncio
-    import threading
+def test_put_objects_is_one_transaction_of_independent_puts(tmp_path):
+    """In order, each seeing the ones before it; a refused check undoes only its own put."""
+    idx = Index(tmp_path / "i.db")
+    idx.put_object(obj("k", "blob0"))
 
-    idx = Index(tmp_path / "i.db", fsync=True)
-    idx.create_bucket(BucketRow("b", "111", "x", "r", 1.0))
-    assert await idx.put_object_async(obj("k", "blob1")) is None
-    old = await idx.put_object_async(obj("k", "blob2"))
-    assert old is not None and old.blob_ids() == ["blob1"]
-    assert idx.get_object("b", "k").blob_ids() == ["blob2"]  # visible once committed
-    # A writer holding the write lock (as during a COMMIT's fsync) does not stall reads.
-    held, release = threading.Event(), threading.Event()
+    def create_only(current: ObjectRow | None) -> None:
+        if current is not None:
+            raise ValueError("exists")
 
-    def writer() -> None:
-        with idx.tx() as db:
-            db.execute("DELETE FROM objects WHERE key='k'")
-            held.set()
-            release.wait(5)
-
-    t = threading.Thread(target=writer)
-    t.start()
-    assert held.wait(5)
-    try:
-        assert idx.get_object("b", "k").blob_ids() == ["blob2"]  # last committed state
-        assert idx.get_bucket("b") is not None
-        assert [r.key for r in idx.scan_objects("b", "", True, None, 10)] == ["k"]
-        pending = asyncio.ensure_future(idx.put_object_async(obj("k2", "blob3")))
-        await asyncio.sleep(0.05)
-        assert not pending.done()  # waits for the writer, on a worker thread
-    finally:
-        release.set()
-        t.join()
-    assert await pending is None
-    assert idx.get_object("b", "k") is None
-    assert idx.get_object("b", "k2").blob_ids() == ["blob3"]
-    idx.close()
-
-
-async def test_put_object_async_check_aborts(tmp_path):
-    import pytest
-
-    idx = Index(tmp_path / "i.db", fsync=True)
-    idx.put_object(obj("k", "blob1"))
-
-    def refuse(current: ObjectRow | None) -> None:
-        raise ValueError("no")
-
-    with pytest.raises(ValueError):
-        await idx.put_object_async(obj("k", "blob2"), refuse)
+    results = idx.put_objects(
+        [
+            ObjectPut(obj("k", "blob1")),
+            ObjectPut(obj("n", "i01"), create_only, ("i01", b"sealed")),
+            ObjectPut(obj("n", "blob2"), create_only),  # sees the put before it
+            ObjectPut(obj("m", "blob3")),
+        ]
+    )
+    assert results[0].blob_ids() == ["blob0"] and results[1] is None
+    assert isinstance(results[2], ValueError) and results[3] is None
     assert idx.get_object("b", "k").blob_ids() == ["blob1"]
+    assert idx.get_object("b", "n").blob_ids() == ["i01"]
+    assert idx.inline_blob("b", "n", "i01") == b"sealed"
+    assert idx.get_object("b", "m").blob_ids() == ["blob3"]
+    with pytest.raises(ValueError):  # put_object raises what put_objects hands back
+        idx.put_object(obj("n", "blob4"), create_only)
     idx.close()
 
 
