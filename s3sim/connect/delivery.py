@@ -25,7 +25,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from kmscore.clock import Clock
 from kmscore.errors import KMSError
@@ -46,6 +46,7 @@ from s3sim.s3.errors import S3Error
 from s3sim.s3.models import SseRequest
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # How long a claim holds an item (simulated seconds). A 1 MiB delivery takes tens of ms
 # and a GiB-sized one a few seconds, so only a process that died mid-delivery (or a
 # clock advanced past the lease) lets another one take an item over.
@@ -228,9 +229,9 @@ class DeliveryWorker:
                 updated_at=now,
             )
             return WAITING_FOR_CONFIG
-        if not self._store.claim_item(item, now, now + self._lease):
-            return item.status  # re-staged, delivered or claimed by another process
         token = item.attempts + 1
+        if not await self._claim(item, token, now):
+            return item.status  # re-staged, delivered or claimed by another process
         key = target_key(config.prefix, item.contact_id, item.ext, item.staged_at)
         try:
             await self._put(inst, item, config, key)
@@ -239,7 +240,7 @@ class DeliveryWorker:
             raise
         except Exception as err:  # every failure keeps the item, with its AWS error
             return self._failed(item, token, err)
-        return self._delivered(item, token, f"{config.bucket}/{key}")
+        return await self._delivered(item, token, f"{config.bucket}/{key}")
 
     def _release(self, item: Item, token: int) -> None:
         """A delivery cut short by a stop: the item is due again at once, elsewhere too."""
@@ -247,9 +248,36 @@ class DeliveryWorker:
             item.item_id, item.generation, from_status=DELIVERING, fence=token, next_attempt_at=None
         )
 
-    def _delivered(self, item: Item, token: int, location: str) -> str:
+    async def _claim(self, item: Item, token: int, now: datetime) -> bool:
+        """Claim the item; a stop that cuts the wait short hands a claim it won back."""
+        claim = asyncio.ensure_future(
+            self._write(self._store.claim_item, item, now, now + self._lease)
+        )
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            claim.add_done_callback(
+                lambda f: (
+                    f.cancelled()
+                    or f.exception() is not None
+                    or not f.result()
+                    or self._release(item, token)
+                )
+            )
+            raise
+
+    async def _write(self, write: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """A write to the Connect store: with fsync on a worker thread, so the event loop
+        (every request of this process) does not wait for the disk; without, inline (a
+        thread hop costs more than the commit). Measured: docs/PERFORMANCE.md, session 4."""
+        if self._store.fsync:
+            return await asyncio.to_thread(write, *args, **kw)
+        return write(*args, **kw)
+
+    async def _delivered(self, item: Item, token: int, location: str) -> str:
         now = self._clock.now()
-        done = self._store.update_item(
+        done = await self._write(
+            self._store.update_item,
             item.item_id,
             item.generation,
             from_status=DELIVERING,

@@ -164,7 +164,6 @@ class Index(Database):
 
     def __init__(self, path: Path, fsync: bool = True, shared: bool = False) -> None:
         super().__init__(path, _SCHEMA, fsync, shared)
-        self.fsync = fsync
         # bucket rows change rarely and are read by every request: cached, and dropped
         # when any process (shared: a cell beside the database) changes a bucket
         self._buckets: RowCache[str, BucketRow] = RowCache(

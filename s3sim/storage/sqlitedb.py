@@ -32,6 +32,7 @@ class Database:
 
     def __init__(self, path: Path, schema: str, fsync: bool = True, shared: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync  # a COMMIT waits for the disk: async callers write off the loop
         self._flock = -1  # the writers' lock file (shared), held for each write transaction
         if shared:
             self._flock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)

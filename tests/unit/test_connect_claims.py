@@ -320,3 +320,39 @@ async def test_a_claim_on_a_generation_superseded_before_it_read_writes_nothing(
     assert len(puts) == 1
     other.close()
     env.connect.close()
+
+
+async def test_a_stop_during_a_claims_commit_hands_the_claim_back(env, puts):
+    """With --fsync the claim commits on a worker thread; a stop that cancels the delivery
+    meanwhile must not leave the item leased to a process that will never deliver it."""
+    import threading
+
+    store = env.connect.store
+    store.fsync = True  # the claim goes to a worker thread, as it does with --fsync
+    inst = await staged(env)
+    entered, go_on = threading.Event(), threading.Event()
+    claim = store.claim_item
+
+    def slow_claim(*args: Any) -> bool:
+        entered.set()
+        go_on.wait(5)
+        return claim(*args)
+
+    store.claim_item = slow_claim  # type: ignore[method-assign]
+    await env.connect.worker.run_once(wait=False)
+    assert await asyncio.to_thread(entered.wait, 5)
+    stop = asyncio.ensure_future(env.connect.worker.stop())  # cancels the delivery
+    await asyncio.sleep(0.05)
+    go_on.set()  # the claim commits after its delivery was cancelled
+    await stop
+    for _ in range(100):
+        (item,) = items(env, inst)
+        if item.next_attempt_at is None:
+            break
+        await asyncio.sleep(0.02)
+    assert item.status == "DELIVERING" and item.next_attempt_at is None  # handed back
+    store.claim_item = claim  # type: ignore[method-assign]
+    other, _ = other_process(env, puts)
+    assert await other.worker.run_once() == 1
+    assert items(env, inst)[0].status == "DELIVERED"
+    other.close()
