@@ -330,13 +330,16 @@ async def test_a_stop_during_a_claims_commit_hands_the_claim_back(env, puts):
     store = env.connect.store
     store.fsync = True  # the claim goes to a worker thread, as it does with --fsync
     inst = await staged(env)
-    entered, go_on = threading.Event(), threading.Event()
+    entered, go_on, claimed = threading.Event(), threading.Event(), threading.Event()
     claim = store.claim_item
 
     def slow_claim(*args: Any) -> bool:
         entered.set()
         go_on.wait(5)
-        return claim(*args)
+        try:
+            return claim(*args)
+        finally:
+            claimed.set()
 
     store.claim_item = slow_claim  # type: ignore[method-assign]
     await env.connect.worker.run_once(wait=False)
@@ -345,9 +348,10 @@ async def test_a_stop_during_a_claims_commit_hands_the_claim_back(env, puts):
     await asyncio.sleep(0.05)
     go_on.set()  # the claim commits after its delivery was cancelled
     await stop
-    for _ in range(100):
+    assert await asyncio.to_thread(claimed.wait, 5)
+    for _ in range(100):  # the claim's outcome reaches the loop, which hands it back
         (item,) = items(env, inst)
-        if item.next_attempt_at is None:
+        if item.status == "DELIVERING" and item.next_attempt_at is None:
             break
         await asyncio.sleep(0.02)
     assert item.status == "DELIVERING" and item.next_attempt_at is None  # handed back
