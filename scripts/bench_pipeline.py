@@ -320,10 +320,8 @@ def _ms(latencies_s: list[float]) -> dict[str, float]:
 
 
 async def settle_disk() -> None:
-    """Write back what earlier phases left dirty in the page cache (gigabytes, after
-    seconds of 1 MiB PUTs), so that its writeback is not measured in the next phase:
-    without this, the ingest phase paid for the plain PUTs' disk writes (deliveries/s
-    0.31x instead of 0.53-0.57x in one run after a 2 GiB benchmark)."""
+    """Write back what earlier phases left dirty in the page cache, so that the next phase
+    does not pay for it (the ingest phase used to pay for the plain PUTs' writeback)."""
     await asyncio.to_thread(os.sync)
 
 

@@ -10,7 +10,10 @@ conditional check raised (`Index.put_objects`). Measured: docs/PERFORMANCE.md, s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+from s3sim.s3.blobs import Garbage
+from s3sim.s3.errors import S3Error
 from s3sim.storage.index import Index, ObjectPut, ObjectRow
 
 Outcome = asyncio.Future[ObjectRow | None]
@@ -19,10 +22,50 @@ Outcome = asyncio.Future[ObjectRow | None]
 class Commits:
     """One per S3 service (each server process has its own); used from one event loop."""
 
-    def __init__(self, index: Index) -> None:
+    def __init__(self, index: Index, garbage: Garbage) -> None:
         self._index = index
+        self._garbage = garbage
         self._pending: list[tuple[ObjectPut, Outcome]] = []
         self._writer: asyncio.Task[None] | None = None
+
+    async def commit(
+        self,
+        row: ObjectRow,
+        check: Callable[[ObjectRow | None], None] | None,
+        blob_id: str,
+        inline: bytes | None,
+    ) -> None:
+        """Point the key at `row` (with its inline blob, if any) in the next group; the
+        losing side's blobs become garbage: the replaced version's, or this one's when its
+        check refuses it (the check's S3Error is then raised).
+
+        The wait is shielded: a cancelled request still has its commit finished and frees
+        the right blobs."""
+        sealed = None if inline is None else (blob_id, inline)
+        outcome = self.put(ObjectPut(row, check, sealed))
+        try:
+            await asyncio.shield(outcome)
+        except asyncio.CancelledError:
+            outcome.add_done_callback(
+                lambda f: f.cancelled() or self._settled(blob_id, f.result, quiet=True)
+            )
+            raise
+        except S3Error:
+            pass  # refused by its check: _settled frees the new blob, then raises it
+        self._settled(blob_id, outcome.result)
+
+    def _settled(
+        self, blob_id: str, result: Callable[[], ObjectRow | None], quiet: bool = False
+    ) -> None:
+        try:
+            old = result()
+        except S3Error:
+            self._garbage.delete([blob_id])
+            if quiet:  # nobody is waiting for the answer any more
+                return
+            raise
+        if old is not None:
+            self._garbage.delete(old.blob_ids())
 
     def put(self, put: ObjectPut) -> Outcome:
         """Queue a put; the future resolves once its group committed (or refused it)."""

@@ -55,7 +55,7 @@ class Core:
     )
 
     def __post_init__(self) -> None:
-        self.commits = Commits(self.index)
+        self.commits = Commits(self.index, self.garbage)
 
     def new_id(self) -> str:
         return self.rng(16).hex()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 from base64 import b64decode, b64encode
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -35,7 +34,7 @@ from s3sim.s3.reading import (
 )
 from s3sim.s3.sse import KMS, SSEC
 from s3sim.storage import inline
-from s3sim.storage.index import ObjectPut, ObjectRow
+from s3sim.storage.index import ObjectRow
 
 OPAQUE_ETAG = (KMS, SSEC)  # algorithms whose objects' ETag is not the data's MD5
 
@@ -226,7 +225,7 @@ class Objects:
                 parts_count=0,
             )
             check = _unchanged(preserve.object_id)
-        await _commit(core, codec.object_to_row(info), check, written)
+        await core.commits.commit(codec.object_to_row(info), check, written.blob_id, written.inline)
         return info
 
     # -- read ----------------------------------------------------------------------
@@ -440,44 +439,6 @@ class Objects:
         finally:
             await body.aclose()
         return new, src
-
-
-async def _commit(
-    core: Core, row: ObjectRow, check: Callable[[ObjectRow | None], None] | None, w: Written
-) -> None:
-    """Point the key at `row` (and store its inline blob), in the next group commit
-    (s3sim/s3/commits.py); the losing side's blobs become garbage.
-
-    The wait is shielded: a cancelled request still has its commit finished and frees the
-    right blobs.
-    """
-    blob_id = w.blob_id
-    sealed = None if w.inline is None else (blob_id, w.inline)
-    outcome = core.commits.put(ObjectPut(row, check, sealed))
-    try:
-        await asyncio.shield(outcome)
-    except asyncio.CancelledError:
-        outcome.add_done_callback(
-            lambda f: f.cancelled() or _committed(core, blob_id, f.result, quiet=True)
-        )
-        raise
-    except S3Error:
-        pass  # refused by its check: _committed frees the new blob, then raises it
-    _committed(core, blob_id, outcome.result)
-
-
-def _committed(
-    core: Core, blob_id: str, result: Callable[[], ObjectRow | None], quiet: bool = False
-) -> None:
-    try:
-        old = result()
-    except S3Error:
-        core.garbage.delete([blob_id])
-        if quiet:  # nobody is waiting for the answer any more
-            return
-        raise
-    if old is not None:
-        core.garbage.delete(old.blob_ids())
 
 
 def _write_check(cond: Conditions | None) -> Callable[[ObjectRow | None], None] | None:

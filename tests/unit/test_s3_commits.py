@@ -8,8 +8,10 @@ import threading
 
 import pytest
 
+from s3sim.s3.blobs import Garbage
 from s3sim.s3.commits import Commits
 from s3sim.storage.index import BucketRow, Index, ObjectPut, ObjectRow
+from tests.unit.s3_env import MemStore
 
 
 def obj(key: str, blob: str) -> ObjectRow:
@@ -33,7 +35,7 @@ def counting(idx: Index) -> list[int]:
 async def test_puts_asked_together_are_one_group_each_with_its_outcome(tmp_path, fsync):
     idx = Index(tmp_path / "i.db", fsync=fsync)
     sizes = counting(idx)
-    commits = Commits(idx)
+    commits = Commits(idx, Garbage(MemStore()))
     idx.put_object(obj("k", "blob0"))
 
     def refuse(current: ObjectRow | None) -> None:
@@ -63,7 +65,7 @@ async def test_with_fsync_puts_gather_while_a_group_is_written_and_reads_go_on(t
     idx.create_bucket(BucketRow("b", "111", "x", "r", 1.0))
     idx.put_object(obj("k", "blob1"))
     sizes = counting(idx)
-    commits = Commits(idx)
+    commits = Commits(idx, Garbage(MemStore()))
     held, release = threading.Event(), threading.Event()
 
     def writer() -> None:
@@ -93,7 +95,7 @@ async def test_with_fsync_puts_gather_while_a_group_is_written_and_reads_go_on(t
 
 async def test_a_failed_transaction_fails_every_put_of_its_group(tmp_path):
     idx = Index(tmp_path / "i.db", fsync=False)
-    commits = Commits(idx)
+    commits = Commits(idx, Garbage(MemStore()))
 
     def broken(puts):
         raise OSError("disk full")
