@@ -50,7 +50,17 @@ class Components:
     connect: Any
 
 
-def _build_s3(config: ServerConfig, clock: SimClock, kms: Any, rng: Any) -> Any:
+def _spares(config: ServerConfig) -> Any:
+    """Deleted staged blobs are reused by the next blobs written, but not with fsync
+    (s3sim/storage/spares.py says why)."""
+    if config.fsync:
+        return None
+    from s3sim.s3.engine import spare_files
+
+    return spare_files(config.data_dir / "spare", clear=not config.worker)
+
+
+def _build_s3(config: ServerConfig, clock: SimClock, kms: Any, rng: Any, spares: Any) -> Any:
     from s3sim.s3.service import S3Service
 
     return S3Service(
@@ -63,10 +73,13 @@ def _build_s3(config: ServerConfig, clock: SimClock, kms: Any, rng: Any) -> Any:
         allow_ssec_over_http=config.allow_ssec_over_http,
         sweep=not config.worker,
         shared=config.shared,
+        spares=spares,
     )
 
 
-def _build_connect(config: ServerConfig, clock: SimClock, kms: Any, s3: Any, rng: Any) -> Any:
+def _build_connect(
+    config: ServerConfig, clock: SimClock, kms: Any, s3: Any, rng: Any, spares: Any
+) -> Any:
     from s3sim.connect.service import ConnectService
 
     settings = config.connect
@@ -84,6 +97,7 @@ def _build_connect(config: ServerConfig, clock: SimClock, kms: Any, s3: Any, rng
         fsync=config.fsync,
         sweep=not config.worker,
         shared=config.shared,
+        spares=spares,
     )
 
 
@@ -109,8 +123,9 @@ def build_components(
     kms = KMS(
         config.data_dir, config.region, clock, rng=rng, fsync=config.fsync, shared=config.shared
     )
-    s3 = _build_s3(config, clock, kms, rng)
-    connect = _build_connect(config, clock, kms, s3, rng)
+    spares = _spares(config)
+    s3 = _build_s3(config, clock, kms, rng, spares)
+    connect = _build_connect(config, clock, kms, s3, rng, spares)
     return Components(config, clock, identities, kms, s3, connect)
 
 

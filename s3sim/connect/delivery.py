@@ -126,6 +126,7 @@ class DeliveryWorker:
         self.maintains = maintains  # False: deliver only (a worker process)
         self._in_flight: dict[str, asyncio.Task] = {}
         self._wake = asyncio.Event()
+        self._backlog = False
         self._maintained_at: datetime | None = None
         self._task: asyncio.Task | None = None
         self.delivered_count = 0
@@ -150,13 +151,15 @@ class DeliveryWorker:
 
     async def _loop(self) -> None:
         while True:
+            # cleared before the pass: a wake-up while it runs (an item staged after its
+            # query, a delivery done) means another pass, not a wait for the poll
+            self._wake.clear()
             try:
                 await self.run_once(wait=False, maintain=self._maintenance_due())
             except asyncio.CancelledError:
                 raise
             except Exception:  # keep delivering whatever one pass ran into
                 log.exception("connect delivery pass failed")
-            self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self._poll)
             except TimeoutError:
@@ -176,8 +179,9 @@ class DeliveryWorker:
             self._maintained_at = now
             await asyncio.to_thread(self._maintain, now)
         self._retire_grants_here()
-        room = self._max_parallel * 4
-        due = await asyncio.to_thread(self._store.due_items, now, room + len(self._in_flight))
+        limit = self._max_parallel * 4 + len(self._in_flight)
+        due = await asyncio.to_thread(self._store.due_items, now, limit)
+        self._backlog = len(due) >= limit  # more may be due than this pass could read
         started = []
         for item in due:
             if item.item_id in self._in_flight or item.status == WAITING_FOR_CONFIG:
@@ -209,6 +213,8 @@ class DeliveryWorker:
                 await self.deliver(item)
         finally:
             self._in_flight.pop(item.item_id, None)
+            if self._backlog and len(self._in_flight) <= self._max_parallel:
+                self._wake.set()  # running low with a backlog: read the next items now
 
     # -- one item ----------------------------------------------------------------
     async def deliver(self, item: Item) -> str:

@@ -40,6 +40,14 @@ class EngineReader:
 SHARED_GRACE = 300.0  # seconds a deleted blob stays readable by other processes
 
 
+def spare_files(root: Path, clear: bool) -> Any:
+    """The pool of deleted blob files that new blobs reuse (s3sim/storage/spares.py),
+    one per process, shared by every store on the data dir's file system."""
+    from s3sim.storage.spares import Spares
+
+    return Spares(root, clear=clear)
+
+
 class EngineStore:
     def __init__(
         self,
@@ -48,15 +56,24 @@ class EngineStore:
         fsync: bool = True,
         sweep: bool = True,
         shared: bool = False,
+        spares: Any = None,
+        give_spares: bool = False,
     ) -> None:
         """`shared`: other server processes use the same files, so deleted blobs stay
-        readable for SHARED_GRACE seconds (storage/blobstore.py)."""
+        readable for SHARED_GRACE seconds (storage/blobstore.py). `spares` (spare_files):
+        new blobs reuse its files; `give_spares`: deleted blobs go there."""
         blobstore, objectfile, errors = _storage()
         self._objectfile = objectfile
         self._corrupt = errors.CorruptObject
         grace = SHARED_GRACE if shared else 0.0
         self._store = blobstore.BlobStore(
-            root, fsync=fsync, rng=rng, sweep=sweep, grace_seconds=grace
+            root,
+            fsync=fsync,
+            rng=rng,
+            sweep=sweep,
+            grace_seconds=grace,
+            spares=spares,
+            give_spares=give_spares,
         )
         self._leads = objectfile.VerifiedLeads()
         self._buffers = objectfile.BufferPool()

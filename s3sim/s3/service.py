@@ -39,8 +39,10 @@ class S3Service:
         store: BlobStore | None = None,
         sweep: bool = True,
         shared: bool = False,
+        spares: Any = None,
     ) -> None:
-        """`sweep=False` in every server process but the first over a data dir: crash
+        """`spares`: deleted blob files new objects reuse (s3.engine.spare_files).
+        `sweep=False` in every server process but the first over a data dir: crash
         leftovers are removed only at startup, before any other process writes.
         `shared`: several processes use this data dir (s3sim/workers.py)."""
         root = Path(data_dir) / "s3"
@@ -48,7 +50,9 @@ class S3Service:
         if store is None:
             from s3sim.s3.engine import EngineStore
 
-            store = EngineStore(root / "blobs", rng=rng, fsync=fsync, sweep=sweep, shared=shared)
+            store = EngineStore(
+                root / "blobs", rng=rng, fsync=fsync, sweep=sweep, shared=shared, spares=spares
+            )
         index = Index(root / "index.sqlite3", fsync=fsync, shared=shared)
         keys = KeyManager(kms, kms.derived_secret(SSE_S3_SECRET), region, clock, rng)
         garbage = Garbage(store)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from s3sim.storage.errors import InvalidBlobId, MissingBlob, StorageError
+from s3sim.storage.spares import Spares
 
 ID_BYTES = 16
 _ID = re.compile(r"[0-9a-f]{32}")
@@ -37,6 +38,7 @@ def _blob_path(root: str, blob_id: str) -> str:
 
 
 _DIR = re.compile(r"[0-9a-f]{2}")
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 TEMP_SUFFIX = ".tmp"
 TRASH = "trash"
 
@@ -60,13 +62,19 @@ class BlobStore:
         sweep: bool = True,
         grace_seconds: float = 0.0,
         now: Callable[[], float] = time.time,
+        spares: Spares | None = None,
+        give_spares: bool = False,
     ) -> None:
+        """`spares` (storage/spares.py): new blobs reuse spare files; `give_spares`: this
+        store's deleted blobs become spares (only where nobody reads a deleted blob)."""
         self.root = Path(root)
         self._root = str(self.root)
         self.fsync = fsync
         self.rng = rng
         self.root.mkdir(parents=True, exist_ok=True)
         self._dirs: set[str] = set()  # fan-out directories known to exist (a cache)
+        self._spares = spares
+        self._give = spares if give_spares and not grace_seconds else None
         self._grace = grace_seconds
         self._now = now
         self._trash = f"{self._root}/{TRASH}"
@@ -122,6 +130,8 @@ class BlobStore:
     def delete(self, blob_id: str) -> bool:
         """Remove a blob (to the trash, with a grace period); False if it was already gone."""
         path = self.path_str(blob_id)
+        if self._give is not None and self._give.give(path, blob_id):
+            return True
         try:
             if self._grace:
                 os.rename(path, f"{self._trash}/{blob_id}")  # ctime: when it was deleted
@@ -170,23 +180,27 @@ class BlobStore:
                         n += 1
         return n
 
-    def _open_temp(self, blob_id: str) -> tuple[str, int, bool]:
-        """Create the temp file of a new blob: (path, fd, whether its directory is new)."""
+    def _open_temp(self, blob_id: str) -> tuple[str, int, bool, bool]:
+        """Create the temp file of a new blob: (path, fd, whether its directory is new,
+        whether the file is a spare, to be truncated to what is written)."""
         d = f"{self._root}/{blob_id[:2]}"
         temp = f"{d}/.{blob_id}.{self.rng(8).hex()}{TEMP_SUFFIX}"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         new_dir = False
         if d not in self._dirs:
             new_dir = not os.path.isdir(d)
             os.makedirs(d, exist_ok=True)
+            self._dirs.add(d)
+        if self._spares is not None and self._spares.take(temp):
+            with contextlib.suppress(FileNotFoundError):  # else: gone since, create one
+                return temp, os.open(temp, os.O_WRONLY | _CLOEXEC), new_dir, True
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC
         try:
             fd = os.open(temp, flags, 0o600)
         except FileNotFoundError:  # the directory went away since it was cached
             new_dir = True
             os.makedirs(d, exist_ok=True)
             fd = os.open(temp, flags, 0o600)
-        self._dirs.add(d)
-        return temp, fd, new_dir
+        return temp, fd, new_dir, False
 
 
 class BlobWriter:
@@ -196,7 +210,7 @@ class BlobWriter:
         self.store = store
         self.blob_id = blob_id
         self.final = store.path_str(blob_id)
-        self.temp, fd, self._new_dir = store._open_temp(blob_id)
+        self.temp, fd, self._new_dir, self._spare = store._open_temp(blob_id)
         self._fd: int | None = fd
         self.size = 0
         self.committed = False
@@ -224,6 +238,8 @@ class BlobWriter:
         durable = self.store.fsync if fsync is None else fsync
         fd, self._fd = self._fd, None
         try:
+            if self._spare:  # a reused file: drop whatever it held past what was written
+                os.ftruncate(fd, self.size)
             if durable:
                 os.fsync(fd)
         finally:

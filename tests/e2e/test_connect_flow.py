@@ -312,3 +312,22 @@ def test_connect_api_access(server, clients):
         other.describe_instance(InstanceId=inst["Id"])
     assert err(exc) == ("ResourceNotFoundException", 404)
     assert inst["Id"] not in [i["Id"] for i in other.list_instances()["InstanceSummaryList"]]
+
+
+def test_recordings_written_into_spare_files_come_out_byte_for_byte(server, clients):
+    """Without fsync a delivered recording's staged file is reused by the next blob
+    (s3sim/storage/spares.py): shrinking and growing sizes, each delivered before the
+    next, must each read back exactly, and the spare files stay few."""
+    connect, s3, kms = clients
+    inst, bucket, _, _ = configured_instance(connect, s3, kms, prefix="spares")
+    spare_dir = server.data_dir / "spare"
+    inodes = set()
+    for size in (600_000, 70_000, 20_000, 300_000, 17_000, 1_000_000):
+        contact, data = str(uuid.uuid4()), os.urandom(size)
+        s3.put_object(Bucket="connect-staging", Key=staging_key(inst["Id"], contact), Body=data)
+        rec = delivered(server, connect, inst["Id"], contact)
+        key = rec["Location"].split("/", 1)[1]
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == data
+        inodes |= {p.stat().st_ino for p in spare_dir.iterdir()}
+    assert 1 <= len(list(spare_dir.iterdir())) <= 2  # one per delivery, reused by the next
+    assert len(inodes) < 6  # reused files, not one new spare per recording

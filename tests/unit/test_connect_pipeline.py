@@ -289,6 +289,29 @@ async def test_background_worker_delivers(env):
     assert len(env.s3.list_objects(ROOT, "rec").entries) == 10
 
 
+async def test_a_backlog_bigger_than_a_pass_does_not_wait_for_the_poll(tmp_path):
+    """A pass reads 4 x max_parallel due items; as the last of them finish, the loop
+    reads the next ones at once instead of at the next poll (30 s here)."""
+    import asyncio
+
+    env = make_env(tmp_path, max_parallel=1, poll_interval=30.0)
+    inst, key = env.instance(), env.key()
+    env.bucket("rec")
+    env.associate(inst, "rec", key)
+    for n in range(12):
+        await env.ingest(inst, f"c{n}", DATA[: 100 + n])
+    await env.connect.start()
+    try:
+        for _ in range(200):
+            if all(i.status == "DELIVERED" for i in items(env, inst)):
+                break
+            await asyncio.sleep(0.05)
+        assert [i.status for i in items(env, inst)] == ["DELIVERED"] * 12
+    finally:
+        await env.connect.stop()
+        env.connect.close()
+
+
 async def test_status_lines(env):
     inst = env.instance("shown")
     await env.ingest(inst, "c", b"x")
