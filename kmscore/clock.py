@@ -16,6 +16,14 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
+    def time(self) -> float:
+        """now() as seconds since the epoch (no datetime built: hot paths compare these)."""
+        ...
+
+    def wall(self) -> datetime:
+        """Real time, without any simulated offset (clients sign requests with it)."""
+        ...
+
 
 class SimClock:
     """Wall-clock time plus an offset that only moves forward (simulated time).
@@ -29,7 +37,14 @@ class SimClock:
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(time.time() + self.offset_seconds, tz=UTC)
+        return datetime.fromtimestamp(self.time(), tz=UTC)
+
+    def time(self) -> float:
+        cell = self._cell
+        return time.time() + (self._offset if cell is None else cell.get_float())
+
+    def wall(self) -> datetime:
+        return datetime.fromtimestamp(time.time(), tz=UTC)
 
     def advance(self, seconds: float) -> datetime:
         if seconds < 0:
@@ -54,6 +69,12 @@ class FixedClock:
         self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
 
     def now(self) -> datetime:
+        return self._now
+
+    def time(self) -> float:
+        return self._now.timestamp()
+
+    def wall(self) -> datetime:
         return self._now
 
     def advance(self, seconds: float) -> datetime:

@@ -105,7 +105,7 @@ class KMSCore:
         self.audit.close()
 
     def _now(self) -> float:
-        return self._clock.now().timestamp()
+        return self._clock.time()
 
     def _save(self) -> None:
         self._file.save(self._state)

@@ -44,11 +44,6 @@ class RequestAuth:
 ANONYMOUS = Identity("", "", "anonymous", "", ())
 
 
-def wall_now(clock: Clock) -> datetime:
-    """Real time: the clock minus any simulated offset (clients sign with real time)."""
-    return clock.now() - timedelta(seconds=float(getattr(clock, "offset_seconds", 0.0)))
-
-
 def guess_service(headers: Mapping[str, str]) -> str:
     """The service of a request that carries no credential scope (for its error shape)."""
     target = headers.get("x-amz-target", "")
@@ -57,6 +52,25 @@ def guess_service(headers: Mapping[str, str]) -> str:
     if "cloudtrail" in target.lower():
         return "cloudtrail"
     return "s3"
+
+
+class BufferedRandom:
+    """`rng`'s bytes drawn 4 KiB at a time: request ids need no syscall each (os.urandom
+    is one); the same bytes, in order, as calling `rng` directly would give."""
+
+    def __init__(self, rng: Callable[[int], bytes], block: int = 4096) -> None:
+        self._rng = rng
+        self._block = block
+        self._buf = b""
+        self._pos = 0
+
+    def __call__(self, n: int) -> bytes:
+        pos, end = self._pos, self._pos + n
+        if end > len(self._buf):
+            self._buf = self._buf[pos:] + self._rng(max(self._block, n))
+            pos, end = 0, n
+        self._pos = end
+        return self._buf[pos:end]
 
 
 def new_request_id(service: str, rng: Callable[[int], bytes]) -> str:
@@ -87,7 +101,7 @@ class Authenticator:
         self.region = region
         self.identities = identities
         self.clock = clock
-        self.rng = rng
+        self.rng = BufferedRandom(rng)  # request ids only
         self.max_skew = max_skew
         self.body_limit = body_limit
         self._keys = sigv4.SigningKeys()
@@ -148,7 +162,7 @@ class Authenticator:
             identity = self.identities.get(info.access_key)
             if identity is None:
                 raise HttpError("unknown_key")
-            if self.clock.now().timestamp() > info.expires:
+            if self.clock.time() > info.expires:
                 raise HttpError("expired")
             bucket = bucket_from_host(request.headers.get("Host", ""))
             sigv2.verify(
@@ -184,7 +198,7 @@ class Authenticator:
             if self.clock.now() > signed_at + timedelta(seconds=info.expires):
                 raise HttpError("expired")
             return
-        now = wall_now(self.clock)
+        now = self.clock.wall()  # clients sign with real time, not simulated time
         if abs(now - signed_at) > self.max_skew:
             details = {
                 "RequestTime": info.amz_date,

@@ -22,7 +22,6 @@ import hashlib
 import hmac
 from base64 import b64encode
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -72,8 +71,8 @@ class KeyManager:
         self._region = region
         self._clock = clock
         self._rng = rng
-        self._gen_cache: dict[tuple[str, str, str], tuple[datetime, Any]] = {}
-        self._dec_cache: dict[tuple[bytes, str], tuple[datetime, str, bytes]] = {}
+        self._gen_cache: dict[tuple[str, str, str], tuple[float, Any]] = {}
+        self._dec_cache: dict[tuple[bytes, str], tuple[float, str, bytes]] = {}
         self._managed: dict[str, str] = {}  # account -> ARN of its aws/s3 key
 
     def _via(self, caller: Caller) -> Caller:
@@ -123,7 +122,7 @@ class KeyManager:
     async def _bucket_key(
         self, caller: Caller, bucket: str, key_id: str, req: SseRequest
     ) -> tuple[SseRecord, bytes]:
-        now = self._clock.now()
+        now = self._clock.time()
         ck = (bucket, key_id, caller.arn)
         hit = self._gen_cache.get(ck)
         if hit and hit[0] > now:
@@ -134,7 +133,7 @@ class KeyManager:
             dk = await self._kms_call(
                 self._kms.generate_data_key, self._via(caller), key_id, context
             )
-            self._gen_cache[ck] = (now + timedelta(seconds=BUCKET_KEY_TTL), dk)
+            self._gen_cache[ck] = (now + BUCKET_KEY_TTL, dk)
             self._prune(now)
         context = {"aws:s3:arn": object_arn(bucket)}
         rec = SseRecord(KMS, dk.ciphertext_blob, dk.key_arn, context, req.context_b64, True)
@@ -164,7 +163,7 @@ class KeyManager:
         return dec.plaintext
 
     async def _bucket_decrypt(self, caller: Caller, rec: SseRecord) -> bytes:
-        now = self._clock.now()
+        now = self._clock.time()
         ck = (rec.wrapped_key, caller.arn)
         hit = self._dec_cache.get(ck)
         if hit and hit[0] > now:
@@ -173,7 +172,7 @@ class KeyManager:
         dec = await self._kms_call(
             self._kms.decrypt, self._via(caller), rec.wrapped_key, rec.context
         )
-        self._dec_cache[ck] = (now + timedelta(seconds=BUCKET_KEY_TTL), dec.key_arn, dec.plaintext)
+        self._dec_cache[ck] = (now + BUCKET_KEY_TTL, dec.key_arn, dec.plaintext)
         self._prune(now)
         return dec.plaintext
 
@@ -223,7 +222,7 @@ class KeyManager:
         if state not in ("Enabled", None):
             raise S3Error("KMS.KMSInvalidStateException", f"{key_arn} is {state}.")
 
-    def _prune(self, now: datetime) -> None:
+    def _prune(self, now: float) -> None:
         if len(self._gen_cache) + len(self._dec_cache) < 1024:
             return
         self._gen_cache = {k: v for k, v in self._gen_cache.items() if v[0] > now}
