@@ -30,6 +30,8 @@ from s3sim.storage.sqlitedb import Database
 
 BUCKET_CACHE_MAX = 4096
 OBJECT_CACHE_MAX = 4096
+# sealed inline blobs kept beside their rows: at most ~17 MiB per process
+INLINE_CACHE_MAX = 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (
@@ -170,10 +172,11 @@ class Index(Database):
             _counter(path.parent / "buckets.gen", shared), BUCKET_CACHE_MAX
         )
         # object rows likewise, behind a counter every object write bumps: a GET of a key
-        # read before skips SQLite until any process writes any object
-        self._objects: RowCache[tuple[str, str], ObjectRow] = RowCache(
-            _counter(path.parent / "objects.gen", shared), OBJECT_CACHE_MAX
-        )
+        # read before skips SQLite until any process writes any object; so do the sealed
+        # bytes of its inline blob (every GET still verifies and decrypts them)
+        objects = _counter(path.parent / "objects.gen", shared)
+        self._objects: RowCache[tuple[str, str], ObjectRow] = RowCache(objects, OBJECT_CACHE_MAX)
+        self._inline: RowCache[tuple[str, str, str], bytes] = RowCache(objects, INLINE_CACHE_MAX)
         self._rdb = self._db
         self._rlock: threading.RLock | threading.Lock = self._lock
         if fsync:
@@ -280,12 +283,17 @@ class Index(Database):
         return out
 
     def inline_blob(self, bucket: str, key: str, blob_id: str) -> bytes | None:
-        """An inline blob's sealed file; None once the version that named it was replaced."""
-        r = self._read_one(
-            "SELECT data FROM inline_files WHERE bucket=? AND key=? AND blob_id=?",
-            (bucket, key, blob_id),
-        )
-        return r[0] if r else None
+        """An inline blob's sealed file; None once the version that named it was replaced.
+        Cached like the object rows (dropped by any object write in any process)."""
+
+        def load() -> bytes | None:
+            r = self._read_one(
+                "SELECT data FROM inline_files WHERE bucket=? AND key=? AND blob_id=?",
+                (bucket, key, blob_id),
+            )
+            return r[0] if r else None
+
+        return self._inline.get((bucket, key, blob_id), load)
 
     def get_object(self, bucket: str, key: str, fresh: bool = False) -> ObjectRow | None:
         """The key's row; `fresh`: from the database, not this process's cache."""

@@ -202,6 +202,26 @@ def test_inline_blob_lives_and_dies_with_its_row(tmp_path):
     assert idx.inline_blob("b", "k", "i02") is None
 
 
+def test_inline_blobs_are_cached_until_any_object_write(tmp_path):
+    """Like the rows: read from the database once, then from memory until an object write
+    (in any process, through the shared counter) bumps the change counter."""
+    import sqlite3
+
+    idx = Index(tmp_path / "i.db", fsync=False, shared=True)
+    idx.put_object(obj("k", "i01"), inline=("i01", b"sealed one"))
+    assert idx.inline_blob("b", "k", "i01") == b"sealed one"
+    outside = sqlite3.connect(tmp_path / "i.db")  # a write that bumps no counter
+    with outside:
+        outside.execute("UPDATE inline_files SET data=? WHERE key='k'", (b"changed",))
+    assert idx.inline_blob("b", "k", "i01") == b"sealed one"  # cached
+    other = Index(tmp_path / "i.db", fsync=False, shared=True)  # another process
+    other.put_object(obj("x", "i09"), inline=("i09", b"x"))  # bumps the shared counter
+    assert idx.inline_blob("b", "k", "i01") == b"changed"  # read again
+    outside.close()
+    other.close()
+    idx.close()
+
+
 def test_inline_blob_survives_a_refused_conditional_put(tmp_path):
     idx = Index(tmp_path / "i.db")
     idx.put_object(obj("k", "i01"), inline=("i01", b"kept"))
