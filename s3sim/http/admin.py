@@ -83,4 +83,6 @@ def register(app: web.Application, state: AdminState) -> None:
 
 
 def register_fallback(app: web.Application) -> None:
+    """Unknown paths of the simulator's namespace: 404 in JSON, never authenticated."""
+    app.router.add_route("*", "/_s3sim", not_found)
     app.router.add_route("*", "/_s3sim/{tail:.*}", not_found)

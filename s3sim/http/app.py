@@ -1,8 +1,9 @@
-"""The aiohttp application: the auth middleware and dispatch by SigV4 service.
+"""The aiohttp application: authentication and dispatch by SigV4 service.
 
 Everything under /_s3sim/ is the simulator's own namespace (admin.py), unauthenticated.
-Every other request is authenticated (request["auth"]) and handed to
-app["services"][auth.service].
+Every other request reaches the catch-all route (`aws`): it is authenticated
+(request["auth"]) and handed to app["services"][auth.service]. No middleware: aiohttp
+wraps every request in each one (measured: ~2 us of a ~5 us minimal request).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from s3sim.http.auth import Authenticator, bucket_from_host, guess_service, new_
 from s3sim.http.errors import HttpError, render
 
 ServiceHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ADMIN_PREFIX = "/_s3sim/"
 log = logging.getLogger("s3sim.http")
 
@@ -34,10 +34,8 @@ def _error(request: web.Request, err: HttpError, service: str, request_id: str) 
     return render(err, service, request_id, _resource(request), request.method)
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.raw_path.startswith(ADMIN_PREFIX) or request.raw_path == ADMIN_PREFIX[:-1]:
-        return await handler(request)
+async def aws(request: web.Request) -> web.StreamResponse:
+    """Every request outside /_s3sim/: authenticate, then the service's handler."""
     authenticator = request.app[AUTHENTICATOR]
     try:
         auth = await authenticator.authenticate(request)
@@ -50,7 +48,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if bucket:
             request["s3_bucket_from_host"] = bucket
     try:
-        return await handler(request)
+        return await dispatch(request)
     except HttpError as e:
         return _error(request, e, auth.service, auth.request_id)
     except web.HTTPException:
@@ -89,7 +87,7 @@ def make_app(
 ) -> web.Application:
     """The app. `admin_routes`: extra web.RouteDef under /_s3sim/ (no auth)."""
     # client_max_size only caps request.read()/post(); S3 bodies stream through Payload.
-    app = web.Application(middlewares=[auth_middleware], client_max_size=1024 * 1024)
+    app = web.Application(client_max_size=1024 * 1024)
     app[AUTHENTICATOR] = authenticator
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", web.NotAppKeyWarning)
@@ -101,5 +99,5 @@ def make_app(
             raise ValueError(f"simulator routes live under {ADMIN_PREFIX}: {route.path}")
     app.router.add_routes(routes)
     admin.register_fallback(app)
-    app.router.add_route("*", "/{tail:.*}", dispatch, expect_handler=expect_handler)
+    app.router.add_route("*", "/{tail:.*}", aws, expect_handler=expect_handler)
     return app

@@ -183,13 +183,15 @@ def standard_headers(h: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+NO_CONDITIONS = Conditions()
+
+
 def conditions(h: Mapping[str, str], prefix: str = "") -> Conditions:
-    return Conditions(
-        h.get(prefix + "if-match"),
-        h.get(prefix + "if-none-match"),
-        _date(h.get(prefix + "if-modified-since")),
-        _date(h.get(prefix + "if-unmodified-since")),
-    )
+    match, none_match = h.get(prefix + "if-match"), h.get(prefix + "if-none-match")
+    since, unmodified = h.get(prefix + "if-modified-since"), h.get(prefix + "if-unmodified-since")
+    if match is None and none_match is None and since is None and unmodified is None:
+        return NO_CONDITIONS  # most requests: no object built
+    return Conditions(match, none_match, _date(since), _date(unmodified))
 
 
 def sse_headers(rec: SseRecord, echo_context: bool = False) -> dict[str, str]:
