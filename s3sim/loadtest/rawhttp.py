@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -48,10 +48,50 @@ class Endpoint:
         return cls(parts.hostname, port, tls, host_header)
 
 
+class Headers(Mapping[str, str]):
+    """A response's header fields (names lower-cased), parsed from the raw head only when
+    read: a load run looks at few of them, and the framing ones are found directly.
+    A repeated field keeps its last value."""
+
+    __slots__ = ("_fields", "_map")
+
+    def __init__(self, fields: str = "") -> None:
+        self._fields = fields  # the head after the status line, CRLF-separated
+        self._map: dict[str, str] | None = None
+
+    def _parsed(self) -> dict[str, str]:
+        if self._map is None:
+            self._map = {}
+            for line in self._fields.split("\r\n"):
+                name, _, value = line.partition(":")
+                if name:
+                    self._map[name.strip().lower()] = value.strip()
+        return self._map
+
+    def __getitem__(self, name: str) -> str:
+        return self._parsed()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+
+def _field(low: str, name: str) -> str | None:
+    """A framing field's value in `low` ("\r\n" + the lower-cased fields); the last one."""
+    at = low.rfind(f"\r\n{name}:")
+    if at < 0:
+        return None
+    start = at + len(name) + 3
+    end = low.find("\r\n", start)
+    return low[start : end if end >= 0 else len(low)].strip()
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: bytes
     nbytes: int
 
@@ -73,7 +113,7 @@ class _Protocol(asyncio.Protocol):
         self._keep = keep
         self._head_only = head_only
         self._status = 0
-        self._headers: dict[str, str] = {}
+        self._headers = Headers()
         self._body = bytearray()
         self._nbytes = 0
         self._remaining = 0
@@ -148,30 +188,27 @@ class _Protocol(asyncio.Protocol):
             self._count(data)
 
     def _parse_head(self, head: bytes) -> None:
-        lines = head.decode("latin-1").split("\r\n")
-        status_line = lines[0]
+        status_line, _, fields = head.decode("latin-1").partition("\r\n")
         if not status_line.startswith("HTTP/1."):
             raise ValueError(status_line[:40])
         self._status = status = int(status_line[9:12])
-        headers = self._headers
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        conn = headers.get("connection", "").lower()
+        self._headers = Headers(fields)
+        low = "\r\n" + fields.lower()
+        conn = _field(low, "connection") or ""
         self._close_after = conn == "close" or (status_line[7] == "0" and conn != "keep-alive")
         if status < 200 and status != 101:
-            self._headers = {}
+            self._headers = Headers()
             self._state = _HEAD
             return
         if status >= 300:
             self._keep = True
         if self._head_only or status in (204, 304):
             self._finish()
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
+        elif "chunked" in (_field(low, "transfer-encoding") or ""):
             self._state = _CHUNKED
             self._remaining = -1
-        elif "content-length" in headers:
-            self._remaining = int(headers["content-length"])
+        elif (length := _field(low, "content-length")) is not None:
+            self._remaining = int(length)
             self._state = _LENGTH
             if self._remaining == 0:
                 self._finish()

@@ -131,3 +131,31 @@ def test_endpoint_parse():
     assert Endpoint.parse("https://h:8443").port == 8443
     with pytest.raises(ValueError):
         Endpoint.parse("ftp://x")
+
+
+async def test_framing_fields_in_any_case_and_headers_read_lazily():
+    replies = [
+        [b"HTTP/1.1 200 OK\r\nX-Amz-Request-Id: r1\r\nCONTENT-LENGTH:  4 \r\n\r\nbody"],
+        [b"HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"],
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Close\r\n\r\nok"],
+    ]
+    server, ep, _ = await canned(replies)
+    async with server:
+        conn = HttpConnection(ep)
+        r1 = await conn.request("GET", "/a", {})
+        assert (r1.nbytes, r1.headers.get("x-amz-request-id"), len(r1.headers)) == (4, "r1", 2)
+        assert dict(r1.headers) == {"x-amz-request-id": "r1", "content-length": "4"}
+        r2 = await conn.request("GET", "/b", {})
+        assert r2.nbytes == 3 and "etag" not in r2.headers
+        r3 = await conn.request("GET", "/c", {})
+        assert r3.nbytes == 2 and conn._proto is not None and conn._proto.closed
+        conn.close()
+
+
+def test_a_repeated_field_keeps_its_last_value():
+    from s3sim.loadtest.rawhttp import Headers, _field
+
+    fields = "ETag: a\r\nEtag: b\r\nContent-Length: 1\r\ncontent-length: 7"
+    assert Headers(fields)["etag"] == "b"
+    assert _field("\r\n" + fields.lower(), "content-length") == "7"
+    assert _field("\r\n" + fields.lower(), "connection") is None
