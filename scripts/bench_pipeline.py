@@ -6,8 +6,12 @@ For each mode (`--modes no-fsync,fsync`) one fresh `s3sim serve --workers
 is summed over its processes). Setup (not timed): a customer KMS key, the delivery bucket, a
 Connect instance and its CALL_RECORDINGS storage config (SSE-KMS under that key). Then:
 
+0. warm-up (not timed): `--warmup` recordings ingested and delivered, so the timed
+   phases see a store in use, not a fresh data dir's one-time costs (its fan-out
+   directories, an empty pool of spare files: s3sim/storage/spares.py);
 1. plain PUT: `--small` (4 KiB) PUT ops/s with SSE-KMS + bucket key, and `--size` (1 MiB)
-   PUT ops/s with SSE-KMS under the customer key (closed loop, `-c` workers, `--seconds`);
+   PUT ops/s with SSE-KMS under the customer key (closed loop, `-c` workers, `--seconds`;
+   the 1 MiB one in two halves, before and after phase 2: see PlainPuts);
 2. saturation: `--blast` recordings of `--size` PUT into `connect-staging` as fast as `-c`
    workers go; deliveries/s = recordings / (last DeliveredAt - first PUT start);
 3. open loop at `--load` (0.5) x that rate for `--open-seconds`: one recording every
@@ -18,8 +22,8 @@ Delivery times come from the pipeline view (GET /_s3sim/connect/instances/<id>/i
 timestamps are the server's wall clock (microseconds; the simulated clock is not advanced),
 so no per-item polling loads the server while it is measured.
 
-    python scripts/bench_pipeline.py [--modes no-fsync,fsync] [--seconds 4] [--blast 120] [--json]
-        [--server-workers 2]
+    python scripts/bench_pipeline.py [--modes no-fsync,fsync] [--seconds 4] [--blast 300]
+        [--warmup 64] [--json] [--server-workers 2]
 """
 
 from __future__ import annotations
@@ -63,7 +67,8 @@ class Params:
     small: int = 4096
     concurrency: int = 8
     seconds: float = 4.0
-    blast: int = 120
+    blast: int = 300
+    warmup: int = 64
     load: float = 0.5
     open_seconds: float = 8.0
     max_open: int = 400
@@ -153,7 +158,9 @@ async def setup(endpoint: str) -> tuple[str, str]:
         client.conn.close()
 
 
-async def plain_put(endpoint: str, size: int, sse: str, key_arn: str | None, p: Params) -> dict:
+async def plain_put(
+    endpoint: str, size: int, sse: str, key_arn: str | None, p: Params, seconds: float
+) -> dict:
     """Closed-loop PUT ops/s (fresh keys) and errors by code."""
     cfg = WorkloadConfig(
         name="put",
@@ -165,9 +172,38 @@ async def plain_put(endpoint: str, size: int, sse: str, key_arn: str | None, p: 
         kms_key_id=key_arn,
     )
     conc = p.concurrency if size > 64 << 10 else 2 * p.concurrency
-    run = RunConfig(endpoint=endpoint, concurrency=conc, duration_s=p.seconds, count=100_000)
+    run = RunConfig(endpoint=endpoint, concurrency=conc, duration_s=seconds, count=100_000)
     s = await run_load(make_workload(cfg), run, progress=None)
     return {"ops": s.total.ops_per_s, "count": s.total.ops, "errors": dict(s.errors)}
+
+
+class PlainPuts:
+    """The plain `size` PUT measurement, in two halves run before and after the ingest
+    phase (A-B-A): on this VM a write costs more as the page cache grows into memory the
+    hypervisor has not handed to the guest yet (first touch ~1.7 s of CPU per GiB,
+    docs/PERFORMANCE.md, session 5), so whichever phase ran first was favoured."""
+
+    def __init__(self, endpoint: str, key_arn: str, p: Params, cpu: CpuProbe) -> None:
+        self._args = (endpoint, p.size, "aws:kms", key_arn, p, p.seconds / 2)
+        self._cpu = cpu
+        self.count, self.seconds, self.cpu_s = 0, 0.0, 0.0
+        self.errors: dict[str, int] = {}
+
+    async def half(self) -> None:
+        await settle_disk()
+        c0 = self._cpu()
+        d = await plain_put(*self._args)
+        c1 = self._cpu()
+        if c0 is not None and c1 is not None:
+            self.cpu_s += c1 - c0
+        self.count += d["count"]
+        self.seconds += d["count"] / d["ops"] if d["ops"] else 0.0
+        for code, n in d["errors"].items():
+            self.errors[code] = self.errors.get(code, 0) + n
+
+    @property
+    def ops(self) -> float | None:
+        return self.count / self.seconds if self.seconds else None
 
 
 class Ingester:
@@ -284,6 +320,28 @@ async def saturation(endpoint: str, instance_id: str, p: Params, errors: dict) -
     return ing.put_done / put_elapsed, len(ends) / (max(ends) - t0), len(ends)
 
 
+async def warm_up(endpoint: str, instance_id: str, p: Params, errors: dict) -> None:
+    """`p.warmup` recordings ingested and delivered before anything is timed."""
+    if p.warmup <= 0:
+        return
+    ing = Ingester(endpoint, instance_id, p.size, p.concurrency)
+    todo = iter(range(p.warmup))
+
+    async def worker() -> None:
+        for _ in todo:
+            await ing.put()
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(p.concurrency)))
+    finally:
+        ing.close()
+    deadline = time.monotonic() + p.timeout_s
+    items = await wait_delivered(endpoint, instance_id, set(ing.started), deadline)
+    for code, n in ing.errors.items():
+        errors[f"warmup.{code}"] = n
+    _not_delivered(items, set(ing.started), errors)
+
+
 async def open_loop(endpoint: str, instance_id: str, rate: float, p: Params, errors: dict):
     """Recordings at a fixed rate; returns (count, end-to-end ms summary, staged ms summary)."""
     count = max(1, min(p.max_open, int(rate * p.open_seconds)))
@@ -327,16 +385,12 @@ async def settle_disk() -> None:
 
 async def measure_mode(res: ModeResult, endpoint: str, p: Params, cpu: CpuProbe) -> None:
     key_arn, instance_id = await setup(endpoint)
-    small = await plain_put(endpoint, p.small, "aws:kms+bucket-key", None, p)
-    await settle_disk()
-    c0 = cpu()
-    big = await plain_put(endpoint, p.size, "aws:kms", key_arn, p)
-    res.put_cpu_ms = _per_op_ms(c0, cpu(), big["count"])
-    res.small_put_ops, res.put_ops = small["ops"], big["ops"]
-    for name, d in (("put.small", small), ("put", big)):
-        for code, n in d["errors"].items():
-            res.errors[f"{name}.{code}"] = n
-    print(f"[{res.mode}] plain PUT done: {res.put_ops:.1f}/s", file=sys.stderr)
+    await warm_up(endpoint, instance_id, p, res.errors)
+    small = await plain_put(endpoint, p.small, "aws:kms+bucket-key", None, p, p.seconds)
+    res.small_put_ops = small["ops"]
+    big = PlainPuts(endpoint, key_arn, p, cpu)
+    await big.half()
+    print(f"[{res.mode}] plain PUT, first half done", file=sys.stderr)
     await settle_disk()
     c0 = cpu()
     res.ingest_put_ops, res.deliveries_per_s, delivered = await saturation(
@@ -344,6 +398,12 @@ async def measure_mode(res: ModeResult, endpoint: str, p: Params, cpu: CpuProbe)
     )
     res.delivery_cpu_ms = _per_op_ms(c0, cpu(), delivered)
     print(f"[{res.mode}] saturation: {res.deliveries_per_s} deliveries/s", file=sys.stderr)
+    await big.half()
+    res.put_ops = big.ops
+    res.put_cpu_ms = big.cpu_s * 1000 / big.count if big.count and big.cpu_s else None
+    for name, errs in (("put.small", small["errors"]), ("put", big.errors)):
+        for code, n in errs.items():
+            res.errors[f"{name}.{code}"] = n
     if not res.deliveries_per_s:
         res.note = "nothing delivered at saturation; open loop skipped"
         return
@@ -435,7 +495,8 @@ def table(results: list[ModeResult], p: Params) -> str:
     ]
     lines.append(
         f"server processes={p.server_workers} "
-        f"workers={p.concurrency} seconds={p.seconds} blast={p.blast} load={p.load} "
+        f"workers={p.concurrency} seconds={p.seconds} warmup={p.warmup} blast={p.blast} "
+        f"load={p.load} "
         f"open_seconds={p.open_seconds}; fsync = every commit fsynced (survives an OS crash), "
         "no-fsync = survives kill -9 only"
     )
@@ -454,7 +515,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--small", default="4KiB", help="small plain PUT size")
     ap.add_argument("-c", "--concurrency", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=4.0, help="each plain PUT measurement")
-    ap.add_argument("--blast", type=int, default=120, help="recordings at saturation")
+    ap.add_argument("--blast", type=int, default=300, help="recordings at saturation")
+    ap.add_argument("--warmup", type=int, default=64, help="recordings before timing")
     ap.add_argument("--load", type=float, default=0.5, help="open-loop rate / saturation")
     ap.add_argument("--open-seconds", type=float, default=8.0)
     ap.add_argument("--max-open", type=int, default=400, help="cap on open-loop recordings")
@@ -478,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         seconds=args.seconds,
         blast=args.blast,
+        warmup=args.warmup,
         load=args.load,
         open_seconds=args.open_seconds,
         max_open=args.max_open,

@@ -46,7 +46,13 @@ def _engine_store(
     from s3sim.s3.engine import EngineStore
 
     return EngineStore(
-        root, rng=rng, fsync=fsync, sweep=sweep, spares=spares, give_spares=spares is not None
+        root,
+        rng=rng,
+        fsync=fsync,
+        sweep=sweep,
+        spares=spares,
+        give_spares=spares is not None,
+        fan_out_ahead=True,  # every recording writes here: no mkdir on the ingest path
     )
 
 

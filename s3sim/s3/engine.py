@@ -58,10 +58,12 @@ class EngineStore:
         shared: bool = False,
         spares: Any = None,
         give_spares: bool = False,
+        fan_out_ahead: bool = False,
     ) -> None:
         """`shared`: other server processes use the same files, so deleted blobs stay
         readable for SHARED_GRACE seconds (storage/blobstore.py). `spares` (spare_files):
-        new blobs reuse its files; `give_spares`: deleted blobs go there."""
+        new blobs reuse its files; `give_spares`: deleted blobs go there. `fan_out_ahead`:
+        create the fan-out directories in the background at the first write."""
         blobstore, objectfile, errors = _storage()
         self._objectfile = objectfile
         self._corrupt = errors.CorruptObject
@@ -74,6 +76,7 @@ class EngineStore:
             grace_seconds=grace,
             spares=spares,
             give_spares=give_spares,
+            fan_out_ahead=fan_out_ahead,
         )
         self._leads = objectfile.VerifiedLeads()
         self._buffers = objectfile.BufferPool()

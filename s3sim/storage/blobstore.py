@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import lru_cache
@@ -39,6 +40,7 @@ def _blob_path(root: str, blob_id: str) -> str:
 
 _DIR = re.compile(r"[0-9a-f]{2}")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_FAN_OUT = [f"{i:02x}" for i in range(256)]
 TEMP_SUFFIX = ".tmp"
 TRASH = "trash"
 
@@ -64,9 +66,13 @@ class BlobStore:
         now: Callable[[], float] = time.time,
         spares: Spares | None = None,
         give_spares: bool = False,
+        fan_out_ahead: bool = False,
     ) -> None:
         """`spares` (storage/spares.py): new blobs reuse spare files; `give_spares`: this
-        store's deleted blobs become spares (only where nobody reads a deleted blob)."""
+        store's deleted blobs become spares (only where nobody reads a deleted blob).
+        `fan_out_ahead`: the first blob written starts a thread that creates every
+        fan-out directory (a store written all the time, such as Connect's staging;
+        without fsync only)."""
         self.root = Path(root)
         self._root = str(self.root)
         self.fsync = fsync
@@ -75,6 +81,8 @@ class BlobStore:
         self._dirs: set[str] = set()  # fan-out directories known to exist (a cache)
         self._spares = spares
         self._give = spares if give_spares and not grace_seconds else None
+        # not with fsync: a writer could find its directory made but not yet synced
+        self._fan_out_ahead = fan_out_ahead and not fsync
         self._grace = grace_seconds
         self._now = now
         self._trash = f"{self._root}/{TRASH}"
@@ -99,6 +107,9 @@ class BlobStore:
 
     def create(self) -> BlobWriter:
         """A writer for a new blob; its id is fresh (and never an existing blob's)."""
+        if self._fan_out_ahead:
+            self._fan_out_ahead = False
+            threading.Thread(target=self.make_fan_out, name="blob-dirs", daemon=True).start()
         for _ in range(4):
             blob_id = self.new_id()
             if not os.path.exists(self.path_str(blob_id)):
@@ -179,6 +190,18 @@ class BlobStore:
                         f.unlink()
                         n += 1
         return n
+
+    def make_fan_out(self) -> int:
+        """Create every missing fan-out directory; returns how many. A fresh store's
+        first writes otherwise create them one by one: ~0.5 ms of kernel CPU each on this
+        project's ext4 under churn (docs/PERFORMANCE.md, session 5)."""
+        made = [d for d in _FAN_OUT if not os.path.isdir(f"{self._root}/{d}")]
+        for d in made:
+            os.makedirs(f"{self._root}/{d}", exist_ok=True)
+        if made and self.fsync:
+            _fsync_dir(self.root)  # before a writer skips that sync for a known dir
+        self._dirs.update(f"{self._root}/{d}" for d in _FAN_OUT)
+        return len(made)
 
     def _open_temp(self, blob_id: str) -> tuple[str, int, bool, bool]:
         """Create the temp file of a new blob: (path, fd, whether its directory is new,

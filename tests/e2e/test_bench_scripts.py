@@ -25,7 +25,7 @@ def _row(out: str, name: str) -> list[str]:
 def test_bench_pipeline_tiny_run_prints_its_table():
     done = _run(
         "bench_pipeline.py",
-        *("--modes", "no-fsync", "--seconds", "0.3", "--blast", "4"),
+        *("--modes", "no-fsync", "--seconds", "0.3", "--blast", "4", "--warmup", "2"),
         *("--open-seconds", "0.3", "--size", "64KiB", "--small", "1KiB"),
     )
     assert done.returncode == 0, done.stderr[-2000:]

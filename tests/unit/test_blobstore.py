@@ -99,3 +99,21 @@ def test_writer_context_manager_aborts_on_error(tmp_path):
         assert w.size == 3
         raise RuntimeError
     assert files(store) == []
+
+
+def test_fan_out_ahead_makes_every_directory_after_the_first_write(tmp_path):
+    import time
+
+    store = BlobStore(tmp_path / "s", fsync=False, fan_out_ahead=True)
+    assert list(store.root.iterdir()) == []
+    blob(store, b"first")
+    for _ in range(200):
+        if len(list(store.root.iterdir())) == 256:
+            break
+        time.sleep(0.01)
+    assert sorted(d.name for d in store.root.iterdir()) == [f"{i:02x}" for i in range(256)]
+    assert store.make_fan_out() == 0  # nothing left to make
+    synced = BlobStore(tmp_path / "f", fsync=True, fan_out_ahead=True)
+    blob(synced, b"x")
+    time.sleep(0.05)
+    assert len(list(synced.root.iterdir())) == 1  # not with fsync
