@@ -15,6 +15,7 @@ from s3sim.http.sigv4 import (
     ALGORITHM,
     EMPTY_SHA256,
     UNSIGNED_PAYLOAD,
+    HmacKey,
     Scope,
     canonical_headers,
     canonical_request,
@@ -51,7 +52,7 @@ class Signer:
 
     def _scope_and_key(self, date: str) -> tuple[Scope, bytes]:
         if date != self._scope.date:
-            self._key = signing_key(self._secret, date, self.region, self.service)
+            self._key = HmacKey(signing_key(self._secret, date, self.region, self.service))
             self._scope = Scope(self.access_key, date, self.region, self.service)
         return self._scope, self._key
 

@@ -312,3 +312,22 @@ def test_s3_paths_have_one_candidate_only_when_nothing_needs_encoding():
     assert sigv4.canonical_uris("/b/%7Ex", "s3") == ["/b/%7Ex", "/b/~x"]
     assert sigv4.canonical_queries("", False) == [""]
     assert sigv4.canonical_queries("b=2&a=1", False) == ["a=1&b=2"]
+
+
+@pytest.mark.parametrize("key_len", [0, 1, 32, 63, 64, 65, 200])
+def test_hmac_key_is_hmac_sha256_under_the_same_bytes(key_len):
+    import hmac
+    import os
+
+    key = os.urandom(key_len)
+    fast = sigv4.HmacKey(key)
+    assert fast == key and isinstance(fast, bytes)
+    for msg in (b"", b"x", os.urandom(1000)):
+        assert fast.digest(msg) == hmac.digest(key, msg, "sha256")
+    assert sigv4.sign(fast, "text") == sigv4.sign(key, "text")
+    assert (
+        type(
+            sigv4.SigningKeys().get(SK, sigv4.Scope.parse("AK/20260102/us-east-1/s3/aws4_request"))
+        )
+        is sigv4.HmacKey
+    )
