@@ -130,9 +130,13 @@ class RowMemo(Generic[R, T]):
         self._decode = decode
         self._capacity = capacity
         self._memo: dict[R, T] = {}
+        self._same = IdMemo[R, T](decode, capacity)  # the very row object seen before
 
     def decode(self, row: R) -> T:
-        model = self._memo.get(row)
+        return self._same.get(row, self._by_value)
+
+    def _by_value(self, row: R) -> T:
+        model = self._memo.get(row)  # hashes every field: a row read again from the index
         if model is None:
             model = self._decode(row)
             if len(self._memo) >= self._capacity:
@@ -140,6 +144,28 @@ class RowMemo(Generic[R, T]):
                     del self._memo[old]
             self._memo[row] = model
         return model
+
+
+class IdMemo(Generic[R, T]):
+    """A memo keyed by the identity of immutable values that are handed out again and
+    again (cached rows, the models decoded from them): a hit costs an int hash, not a
+    frozen dataclass's hash of every field. Holds the keys, so an id is never reused
+    while it is remembered. Bounded: emptied when full."""
+
+    def __init__(self, make: Callable[[R], T], capacity: int = 2048) -> None:
+        self._make = make
+        self._capacity = capacity
+        self._memo: dict[int, tuple[R, T]] = {}
+
+    def get(self, key: R, make: Callable[[R], T] | None = None) -> T:
+        hit = self._memo.get(id(key))
+        if hit is not None and hit[0] is key:
+            return hit[1]
+        value = (make or self._make)(key)
+        if len(self._memo) >= self._capacity:
+            self._memo.clear()
+        self._memo[id(key)] = (key, value)
+        return value
 
 
 def upload_to_row(u: UploadInfo) -> UploadRow:

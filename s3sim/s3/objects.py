@@ -101,6 +101,8 @@ class Objects:
     def __init__(self, core: Core) -> None:
         self._core = core
         self._decoder = codec.RowMemo(codec.object_from_row)
+        # a one-blob object's header, rebuilt from its (shared, cached) model once
+        self._first_header = codec.IdMemo[ObjectInfo, BlobHeader](lambda i: segment_header(i, 0))
 
     @property
     def core(self) -> Core:
@@ -293,7 +295,7 @@ class Objects:
         release = self._core.garbage.pin((seg.blob_id,))
         try:
             data_key = await self._core.keys.data_key(caller, info.sse, info.object_id, customer)
-            header = segment_header(info, 0)
+            header = self._first_header.get(info)
             if sealed:
                 return self._core.store.read_sealed(
                     sealed[seg.blob_id], seg.blob_id, data_key, header, seg.size

@@ -49,6 +49,10 @@ def _preadv(fd: int, buf: memoryview, offset: int) -> None:
         raise env.PayloadError("short read (file changed under the reader?)")
 
 
+# a file's decoded header, payload keys and offsets: all fixed by its lead and data key
+_Derived = tuple[env.Header, env.PayloadCipher, env.Layout]
+
+
 class VerifiedLeads:
     """Memo of header decoding and key derivation, keyed by the exact bytes they depend
     on (prefix + header + commitment, and the data key): a hit is what a fresh
@@ -56,13 +60,13 @@ class VerifiedLeads:
 
     def __init__(self, max_entries: int = 4096) -> None:
         self._max = max_entries
-        self._entries: dict[tuple[bytes, bytes], tuple[env.Header, env.PayloadCipher]] = {}
+        self._entries: dict[tuple[bytes, bytes], _Derived] = {}
         self._lock = threading.Lock()
 
-    def get(self, lead: bytes, data_key: bytes) -> tuple[env.Header, env.PayloadCipher] | None:
+    def get(self, lead: bytes, data_key: bytes) -> _Derived | None:
         return self._entries.get((lead, data_key))
 
-    def put(self, lead: bytes, data_key: bytes, value: tuple[env.Header, env.PayloadCipher]):
+    def put(self, lead: bytes, data_key: bytes, value: _Derived) -> None:
         with self._lock:
             if len(self._entries) >= self._max:
                 del self._entries[next(iter(self._entries))]
@@ -98,7 +102,7 @@ def _check_binding(header: env.Header, want: Want) -> None:
         raise env.HeaderError("header salt does not match the index (another file)")
 
 
-def _derive(lead: bytes, n: int, want: Want) -> tuple[env.Header, env.PayloadCipher]:
+def _derive(lead: bytes, n: int, want: Want) -> _Derived:
     """Decode and check the header, derive the keys and check the commitment; or recall
     the outcome for these exact bytes and key (the binding is checked again)."""
     leads = want.leads
@@ -111,16 +115,16 @@ def _derive(lead: bytes, n: int, want: Want) -> tuple[env.Header, env.PayloadCip
     _check_binding(header, want)
     cipher = env.PayloadCipher(want.data_key, lead[: p + n], header.salt)
     cipher.check_commitment(lead[p + n :])
+    derived = (header, cipher, env.Layout(n, header.chunk_size))
     if leads is not None:
-        leads.put(lead, want.data_key, (header, cipher))
-    return header, cipher
+        leads.put(lead, want.data_key, derived)
+    return derived
 
 
 def _verify_lead(lead: bytes, file_size: int, want: Want) -> _Verified:
     """`lead` is the file's first PREFIX_LEN + header + COMMIT_LEN bytes."""
     n = env.parse_prefix(lead[: env.PREFIX_LEN], file_size)
-    header, cipher = _derive(lead, n, want)
-    layout = env.Layout(n, header.chunk_size)
+    header, cipher, layout = _derive(lead, n, want)
     plain = layout.plaintext_size(file_size)
     if want.size is not None and plain != want.size:
         raise env.PayloadError(f"object holds {plain} bytes, the index says {want.size}")

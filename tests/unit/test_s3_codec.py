@@ -53,3 +53,36 @@ def test_decoder_is_bounded() -> None:
         assert dec.decode(row).key == row.key
     assert len(dec._memo) <= 8
     assert dec.decode(rows[0]).key == "k0"
+
+
+def test_id_memo_keys_on_identity_and_stays_bounded() -> None:
+    made: list[object] = []
+
+    def make(key: tuple) -> str:
+        made.append(key)
+        return f"v{key[0]}"
+
+    memo = codec.IdMemo[tuple, str](make, capacity=4)
+    a, equal_to_a = (1, [2]), (1, [2])
+    assert memo.get(a) == "v1" and memo.get(a) == "v1" and made == [a]  # a hit
+    assert memo.get(equal_to_a) == "v1" and len(made) == 2  # equal, not the same: made
+    assert memo.get(a, lambda k: "other") == "v1"  # a hit ignores the fallback
+    for i in range(10):
+        memo.get((i, []))
+    assert len(memo._memo) <= 4
+
+
+def test_decoder_hashes_a_row_only_the_first_time_it_sees_it() -> None:
+    calls = []
+
+    class Counted(codec.ObjectRow):
+        def __hash__(self) -> int:
+            calls.append(1)
+            return super().__hash__()
+
+    dec = codec.RowMemo(codec.object_from_row)
+    row = Counted(*codec.object_to_row(_info()).__dict__.values())
+    first = dec.decode(row)
+    hashed = len(calls)
+    assert dec.decode(row) is first and dec.decode(row) is first
+    assert hashed > 0 and len(calls) == hashed  # the same row again: no hashing
