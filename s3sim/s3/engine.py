@@ -144,12 +144,9 @@ class EngineStore:
         self, sealed: bytes, blob_id: str, data_key: bytes, header: BlobHeader, size: int
     ) -> bytes:
         """An inline blob's whole plaintext, verified (its sealed bytes come from the index)."""
-        try:
-            return self._objectfile.read_sealed(
-                sealed, blob_id, data_key, self._header(header), size, leads=self._leads
-            )
-        except self._corrupt:
-            raise S3Error("InternalError", CORRUPT) from None
+        plain = self._sealed_reader(sealed, blob_id, data_key, header, size).plaintext
+        assert plain is not None  # a sealed blob is always read whole
+        return plain
 
     def open_sealed(
         self, sealed: bytes, blob_id: str, data_key: bytes, header: BlobHeader, size: int

@@ -31,7 +31,6 @@ from s3sim.storage.objectread import (  # noqa: F401 - the read side's public na
     open_object,
     open_sealed,
     read_object,
-    read_sealed,
     read_small,
 )
 

@@ -350,20 +350,6 @@ def read_small(
     return plain
 
 
-def read_sealed(
-    sealed: bytes,
-    blob_id: str,
-    data_key: bytes,
-    expected: ObjectHeader,
-    size: int,
-    *,
-    leads: VerifiedLeads | None = None,
-) -> bytes:
-    """An inline blob's whole plaintext: open_sealed(...).plaintext without the reader."""
-    with _as_corrupt(blob_id):
-        return _verify_whole(sealed, Want(data_key, expected, size, None, leads))[1]
-
-
 def open_sealed(
     sealed: bytes,
     blob_id: str,
