@@ -35,25 +35,21 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pipeline_client as pc  # noqa: E402
 from bench_common import ServerProcess, free_port, process_tree, python_cmd  # noqa: E402
 
-from s3sim.loadtest.body import BodyPool  # noqa: E402
-from s3sim.loadtest.client import AwsClient, Credentials, RequestFailed, error_code  # noqa: E402
 from s3sim.loadtest.ingest import create_instance  # noqa: E402
-from s3sim.loadtest.rawhttp import Endpoint, HttpConnection  # noqa: E402
 from s3sim.loadtest.runner import RunConfig, make_workload, run_load  # noqa: E402
 from s3sim.loadtest.sizes import SizeDist, format_size, parse_size  # noqa: E402
 from s3sim.loadtest.stats import latency_summary  # noqa: E402
-from s3sim.loadtest.workloads import STAGING_BUCKET, WorkloadConfig  # noqa: E402
+from s3sim.loadtest.workloads import WorkloadConfig  # noqa: E402
 
 CpuProbe = Callable[[], float | None]
 DELIVERY_BUCKET = "bench-pipeline-delivery"
@@ -110,17 +106,6 @@ class ModeResult:
 # ---------------------------------------------------------------- helpers
 
 
-def _client(endpoint: str, timeout_s: float = 60.0) -> AwsClient:
-    return AwsClient(HttpConnection(Endpoint.parse(endpoint), None, timeout_s), Credentials())
-
-
-def _ts(iso: str | None) -> float | None:
-    """Epoch seconds of the pipeline view's `2026-01-01T00:00:00.000000Z` (UTC)."""
-    if not iso:
-        return None
-    return datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
-
-
 def proc_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of a process and its worker processes (None if unreadable)."""
     total = 0.0
@@ -139,14 +124,10 @@ def _per_op_ms(before: float | None, after: float | None, ops: int) -> float | N
     return (after - before) * 1000 / ops
 
 
-def _count(errors: dict[str, int], code: str) -> None:
-    errors[code] = errors.get(code, 0) + 1
-
-
 async def setup(endpoint: str) -> tuple[str, str]:
     """(key ARN, instance id): a customer key, the delivery bucket, an instance whose
     CALL_RECORDINGS are delivered there under that key."""
-    client = _client(endpoint)
+    client = pc.new_client(endpoint)
     try:
         resp, _ = await client.kms("CreateKey", {"Description": "bench_pipeline"})
         if resp.status != 200:
@@ -206,114 +187,20 @@ class PlainPuts:
         return self.count / self.seconds if self.seconds else None
 
 
-class Ingester:
-    """PUTs recordings into connect-staging for one instance; remembers when each began."""
-
-    def __init__(self, endpoint: str, instance_id: str, size: int, pool_size: int) -> None:
-        self.instance_id = instance_id
-        self.size = size
-        self.body = BodyPool(size)
-        self.clients: asyncio.Queue[AwsClient] = asyncio.Queue()
-        for _ in range(pool_size):
-            self.clients.put_nowait(_client(endpoint))
-        self.started: dict[str, float] = {}  # contact id -> wall time the op was due/began
-        self.errors: dict[str, int] = {}
-        self.put_done = 0
-
-    def close(self) -> None:
-        while not self.clients.empty():
-            self.clients.get_nowait().conn.close()
-
-    async def put(self, due: float | None = None) -> None:
-        """One recording; its start is `due` (open loop) or now (closed loop)."""
-        contact = str(uuid.uuid4())
-        self.started[contact] = due if due is not None else time.time()
-        client = await self.clients.get()
-        try:
-            key = f"{self.instance_id}/CALL_RECORDINGS/{contact}.wav"
-            body = self.body.chunks(self.size, len(self.started) * 4099)
-            resp, _ = await client.put_object(STAGING_BUCKET, key, body)
-            if resp.status >= 300:
-                _count(self.errors, f"ingest.{error_code(resp)}")
-                del self.started[contact]
-            else:
-                self.put_done += 1
-        except RequestFailed as exc:
-            _count(self.errors, f"ingest.{exc.code}")
-            del self.started[contact]
-        finally:
-            self.clients.put_nowait(client)
-
-
-async def pipeline_items(client: AwsClient, instance_id: str) -> list[dict]:
-    resp, _ = await client.send(
-        "GET", f"/_s3sim/connect/instances/{instance_id}/items", sign=False, keep_body=True
-    )
-    if resp.status != 200:
-        raise RuntimeError(f"pipeline view: HTTP {resp.status}")
-    return json.loads(resp.body)["Items"]
-
-
-async def status_counts(client: AwsClient, instance_id: str) -> dict[str, int]:
-    """The instance's item counts by status (one cheap query on the server)."""
-    resp, _ = await client.send("GET", "/_s3sim/connect/instances", sign=False, keep_body=True)
-    if resp.status != 200:
-        raise RuntimeError(f"pipeline view: HTTP {resp.status}")
-    for inst in json.loads(resp.body)["Instances"]:
-        if inst["InstanceId"] == instance_id:
-            return inst["Counts"]
-    raise RuntimeError(f"instance {instance_id} missing from the pipeline view")
-
-
-async def wait_delivered(
-    endpoint: str, instance_id: str, contacts: set[str], deadline: float
-) -> dict[str, dict]:
-    """Poll the instance's counts (every 50 ms) until nothing is pending and as many items
-    are DELIVERED as this run expects, or the deadline passes; then read the items once.
-    Returns {contact: item} of the contacts asked for."""
-    client = _client(endpoint)
-    try:
-        while time.monotonic() < deadline:
-            counts = await status_counts(client, instance_id)
-            pending = sum(counts.get(s, 0) for s in ("STAGED", "DELIVERING", "WAITING_FOR_CONFIG"))
-            if pending == 0 and counts.get("DELIVERED", 0) >= len(contacts):
-                break
-            await asyncio.sleep(0.05)
-        items = {i["ContactId"]: i for i in await pipeline_items(client, instance_id)}
-        return {c: items[c] for c in contacts if c in items}
-    finally:
-        client.conn.close()
-
-
-def _not_delivered(items: dict[str, dict], contacts: set[str], errors: dict[str, int]) -> None:
-    for c in contacts:
-        status = items[c]["Status"] if c in items else "MISSING"
-        if status != "DELIVERED":
-            _count(errors, f"NotDelivered.{status}")
-
-
 async def saturation(endpoint: str, instance_id: str, p: Params, errors: dict) -> tuple:
     """(ingest PUT/s, deliveries/s, delivered): `p.blast` recordings by `p.concurrency` workers."""
-    ing = Ingester(endpoint, instance_id, p.size, p.concurrency)
+    ing = pc.Ingester(endpoint, instance_id, p.size, p.concurrency)
     t0 = time.time()
-    todo = iter(range(p.blast))
-
-    async def worker() -> None:
-        for _ in todo:
-            await ing.put()
-
     try:
-        await asyncio.wait_for(
-            asyncio.gather(*(worker() for _ in range(p.concurrency))), p.timeout_s
-        )
+        await asyncio.wait_for(ing.blast(p.blast, p.concurrency), p.timeout_s)
     finally:
         ing.close()
     put_elapsed = time.time() - t0
     contacts = set(ing.started)
-    items = await wait_delivered(endpoint, instance_id, contacts, time.monotonic() + p.timeout_s)
+    items = await pc.wait_delivered(endpoint, instance_id, contacts, time.monotonic() + p.timeout_s)
     errors.update(ing.errors)
-    _not_delivered(items, contacts, errors)
-    ends = [_ts(i["DeliveredAt"]) for i in items.values() if i["Status"] == "DELIVERED"]
+    pc.not_delivered(items, contacts, errors)
+    ends = [pc.ts(i["DeliveredAt"]) for i in items.values() if i["Status"] == "DELIVERED"]
     ends = [e for e in ends if e is not None]
     if not ends:
         return ing.put_done / put_elapsed, None, 0
@@ -324,28 +211,22 @@ async def warm_up(endpoint: str, instance_id: str, p: Params, errors: dict) -> N
     """`p.warmup` recordings ingested and delivered before anything is timed."""
     if p.warmup <= 0:
         return
-    ing = Ingester(endpoint, instance_id, p.size, p.concurrency)
-    todo = iter(range(p.warmup))
-
-    async def worker() -> None:
-        for _ in todo:
-            await ing.put()
-
+    ing = pc.Ingester(endpoint, instance_id, p.size, p.concurrency)
     try:
-        await asyncio.gather(*(worker() for _ in range(p.concurrency)))
+        await asyncio.wait_for(ing.blast(p.warmup, p.concurrency), p.timeout_s)
     finally:
         ing.close()
     deadline = time.monotonic() + p.timeout_s
-    items = await wait_delivered(endpoint, instance_id, set(ing.started), deadline)
+    items = await pc.wait_delivered(endpoint, instance_id, set(ing.started), deadline)
     for code, n in ing.errors.items():
         errors[f"warmup.{code}"] = n
-    _not_delivered(items, set(ing.started), errors)
+    pc.not_delivered(items, set(ing.started), errors)
 
 
 async def open_loop(endpoint: str, instance_id: str, rate: float, p: Params, errors: dict):
     """Recordings at a fixed rate; returns (count, end-to-end ms summary, staged ms summary)."""
     count = max(1, min(p.max_open, int(rate * p.open_seconds)))
-    ing = Ingester(endpoint, instance_id, p.size, pool_size=32)
+    ing = pc.Ingester(endpoint, instance_id, p.size, pool_size=32)
     start = time.time() + 0.05
     tasks = []
     try:
@@ -357,12 +238,12 @@ async def open_loop(endpoint: str, instance_id: str, rate: float, p: Params, err
     finally:
         ing.close()
     contacts = set(ing.started)
-    items = await wait_delivered(endpoint, instance_id, contacts, time.monotonic() + p.timeout_s)
+    items = await pc.wait_delivered(endpoint, instance_id, contacts, time.monotonic() + p.timeout_s)
     errors.update({f"open.{k}": v for k, v in ing.errors.items()})
-    _not_delivered(items, contacts, errors)
+    pc.not_delivered(items, contacts, errors)
     e2e, staged = [], []
     for c, item in items.items():
-        end, staged_at = _ts(item["DeliveredAt"]), _ts(item["StagedAt"])
+        end, staged_at = pc.ts(item["DeliveredAt"]), pc.ts(item["StagedAt"])
         if item["Status"] != "DELIVERED" or end is None or staged_at is None:
             continue
         e2e.append(end - ing.started[c])
