@@ -79,8 +79,9 @@ class BlobStore:
         self.rng = rng
         self.root.mkdir(parents=True, exist_ok=True)
         self._dirs: set[str] = set()  # fan-out directories known to exist (a cache)
-        self._spares = spares
-        self._give = spares if give_spares and not grace_seconds else None
+        # never with fsync: an OS crash could then leave one file under two names (spares.py)
+        self._spares = None if fsync else spares
+        self._give = self._spares if give_spares and not grace_seconds else None
         # not with fsync: a writer could find its directory made but not yet synced
         self._fan_out_ahead = fan_out_ahead and not fsync
         self._grace = grace_seconds

@@ -108,3 +108,13 @@ def test_take_fails_softly_across_file_systems(tmp_path):
     giver = BlobStore(tmp_path / "g", fsync=False, spares=spares, give_spares=True)
     giver.delete(blob(giver, b"old"))
     assert not spares.take("/proc/self/nope")  # rename fails (not FileNotFoundError)
+
+
+def test_a_store_with_fsync_neither_gives_nor_takes(tmp_path):
+    spares, giver, _ = stores(tmp_path)
+    synced = BlobStore(tmp_path / "s", fsync=True, spares=spares, give_spares=True)
+    assert synced.delete(blob(synced, b"object")) and len(spares) == 0  # unlinked
+    giver.delete(blob(giver, b"old"))  # a spare, from a store without fsync
+    assert len(spares) == 1
+    blob(synced, b"new")
+    assert len(spares) == 1  # not taken
