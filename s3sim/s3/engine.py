@@ -111,7 +111,7 @@ class EngineStore:
             self._store,
             chunks,
             data_key,
-            self._header(header),
+            self._convert(header),  # a new blob's header: nothing to remember
             checksum_algorithms,
             self._fsync,
             buffers=self._buffers,
