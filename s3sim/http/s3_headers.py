@@ -90,7 +90,7 @@ def _b64json(value: str) -> dict[str, str]:
 
 
 def parse_customer(h: Mapping[str, str], prefix: str = SSEC) -> CustomerKey | None:
-    alg, key, md5 = (h.get(prefix + n) for n in ("algorithm", "key", "key-MD5"))
+    alg, key, md5 = h.get(prefix + "algorithm"), h.get(prefix + "key"), h.get(prefix + "key-MD5")
     if alg is None and key is None and md5 is None:
         return None
     if not (alg and key and md5):

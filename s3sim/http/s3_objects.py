@@ -11,6 +11,7 @@ from aiohttp import web
 
 from s3sim.http import s3_headers as H
 from s3sim.http import s3_xml as X
+from s3sim.s3.codec import IdMemo
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import GetResult, ObjectInfo
 from s3sim.s3.reading import select_span
@@ -83,6 +84,8 @@ def copy_source(h: Any) -> tuple[str, str]:
 class ObjectApi:
     def __init__(self, s3: S3Service) -> None:
         self.s3 = s3
+        # the headers of a (shared, cached) object model, built once; copied per response
+        self._object_headers = IdMemo[ObjectInfo, dict](lambda i: H.object_headers(i, False))
 
     async def dispatch(self, req: Req) -> web.StreamResponse:
         q, m = req.request.query, req.request.method
@@ -203,7 +206,10 @@ class ObjectApi:
         return await self._stream(req, res, headers)
 
     def _headers(self, info: ObjectInfo, q: Any, checksum_mode: bool) -> dict[str, str]:
-        headers = H.object_headers(info, checksum_mode)
+        if checksum_mode:
+            headers = H.object_headers(info, True)
+        else:
+            headers = dict(self._object_headers.get(info))
         for param, name in H.RESPONSE_OVERRIDES.items():
             if param in q:
                 headers[name] = q[param]

@@ -319,12 +319,28 @@ def canonical_queries(raw_query: str, drop_signature: bool) -> list[str]:
 
 def canonical_headers(names: Iterable[str], headers: Iterable[tuple[str, str]]) -> str:
     """`name:value\\n` for each signed header (values trimmed, repeats joined with ',')."""
-    wanted = {n: [] for n in names}
+    return _header_block(_signed_values(names, headers))
+
+
+def _signed_values(names: Iterable[str], headers: Iterable[tuple[str, str]]) -> dict:
+    """{signed name: [its values as received]}, one pass over the request's headers."""
+    wanted: dict[str, list[str]] = {n: [] for n in names}
     for name, value in headers:
         values = wanted.get(name.lower())
         if values is not None:
-            values.append(" ".join(value.split()))
-    return "".join(f"{n}:{','.join(wanted[n])}\n" for n in sorted(wanted))
+            values.append(value)
+    return wanted
+
+
+def _header_block(wanted: dict[str, list[str]]) -> str:
+    lines = []
+    for n in sorted(wanted):
+        values = wanted[n]
+        if len(values) == 1:  # the usual case, without a generator per header
+            lines.append(f"{n}:{' '.join(values[0].split())}\n")
+        else:
+            lines.append(f"{n}:{','.join(' '.join(v.split()) for v in values)}\n")
+    return "".join(lines)
 
 
 def canonical_request(
@@ -413,15 +429,15 @@ class ReceivedRequest:
 
 def verify(info: SignedInfo, key: bytes, req: ReceivedRequest, payload_hash: str) -> str:
     """Check the signature; return it (the seed for streaming chunks) or raise."""
-    header_names = {n.lower() for n, _ in req.headers}
-    missing = [h for h in info.signed_headers if h not in header_names]
-    if "host" not in info.signed_headers or missing:
+    wanted = _signed_values(info.signed_headers, req.headers)
+    missing = [h for h, values in wanted.items() if not values]
+    if "host" not in wanted or missing:
         raise SignatureMismatch(
             "There were headers present in the request which were not signed"
             if not missing
             else f"Signed header {missing[0]!r} is missing from the request"
         )
-    block = canonical_headers(info.signed_headers, req.headers)
+    block = _header_block(wanted)
     first: tuple[str, str] | None = None
     for uri in canonical_uris(req.raw_path, info.scope.service):
         for query in canonical_queries(req.raw_query, info.presigned):
