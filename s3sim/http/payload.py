@@ -94,13 +94,13 @@ class _Buffered:
         if line:
             raise HttpError("bad_chunk", "aws-chunked data is longer than its declared size")
 
-    async def raw(self) -> AsyncIterator[bytes]:
-        if self._buf:
-            buf, self._buf = self._buf, b""
-            yield buf
-        while await self._fill():
-            buf, self._buf = self._buf, b""
-            yield buf
+    async def next_piece(self) -> bytes:
+        """What is buffered, else the next read; b"" at the end (no generator: a plain
+        body's pieces go straight to the reader)."""
+        if not self._buf and not await self._fill():
+            return b""
+        piece, self._buf = self._buf, b""
+        return piece
 
 
 class Payload:
@@ -140,8 +140,8 @@ class Payload:
         """The plaintext length when known in advance."""
         return self.decoded_length if self.streaming else self.content_length
 
-    def __aiter__(self) -> Payload:
-        return self
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._gen  # `async for` runs the decoder itself, not a wrapper around it
 
     async def __anext__(self) -> bytes:
         return await self._gen.__anext__()
@@ -179,7 +179,7 @@ class Payload:
     async def _plain(self, expected: str | None) -> AsyncIterator[bytes]:
         h = hashlib.sha256() if expected is not None else None
         total = 0
-        async for piece in self._src.raw():
+        while piece := await self._src.next_piece():
             total += len(piece)
             if h is not None:
                 h.update(piece)
