@@ -17,7 +17,7 @@ from typing import Any
 
 from kmscore.caller import Caller
 from kmscore.clock import Clock
-from s3sim.http import sigv2, sigv4
+from s3sim.http import sigv2, sigv4, sigv4_keys
 from s3sim.http.errors import HttpError, protocol_of
 from s3sim.http.payload import STREAMING_MODES, is_sha256_hex
 from s3sim.identities import Identity
@@ -104,7 +104,7 @@ class Authenticator:
         self.rng = BufferedRandom(rng)  # request ids only
         self.max_skew = max_skew
         self.body_limit = body_limit
-        self._keys = sigv4.SigningKeys()
+        self._keys = sigv4_keys.SigningKeys()
 
     async def authenticate(self, request: Any) -> RequestAuth:
         headers = request.headers

@@ -14,11 +14,10 @@ from s3sim.http.sigv4 import (
     canonical_queries,
     canonical_request,
     canonical_uris,
-    sign,
-    signing_key,
     string_to_sign,
     uri_encode,
 )
+from s3sim.http.sigv4_keys import sign, signing_key
 
 
 def _host(url: str) -> tuple[str, str, str]:

@@ -15,14 +15,12 @@ from s3sim.http.sigv4 import (
     ALGORITHM,
     EMPTY_SHA256,
     UNSIGNED_PAYLOAD,
-    HmacKey,
     Scope,
     canonical_headers,
     canonical_request,
-    sign,
-    signing_key,
     string_to_sign,
 )
+from s3sim.http.sigv4_keys import HmacKey, sign, signing_key
 
 __all__ = ["EMPTY_SHA256", "UNSIGNED_PAYLOAD", "Signer", "canonical_query", "uri_encode_path"]
 

@@ -18,7 +18,7 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from s3sim.http import sigv4
+from s3sim.http import sigv4, sigv4_keys
 from tests.awserr import err
 
 IDENTITIES = {
@@ -362,7 +362,7 @@ def _signed_chunked_put(server, path, chunks, tamper=False, declared=None):
     seed = h["Authorization"].rsplit("Signature=", 1)[1]
     scope = sigv4.Scope(AK, amz_date[:8], "us-east-1", "s3")
     signing = sigv4.StreamSigning(
-        sigv4.signing_key(SK, amz_date[:8], "us-east-1", "s3"), amz_date, scope, seed
+        sigv4_keys.signing_key(SK, amz_date[:8], "us-east-1", "s3"), amz_date, scope, seed
     )
     body, prev = [], seed
     for data in [*chunks, b""]:

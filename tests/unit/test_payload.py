@@ -9,14 +9,14 @@ import pytest
 from botocore.httpchecksum import AwsChunkedWrapper, Crc32Checksum
 from multidict import CIMultiDict
 
-from s3sim.http import sigv4
+from s3sim.http import sigv4, sigv4_keys
 from s3sim.http.errors import HttpError
 from s3sim.http.payload import Payload, content_encoding_without_chunked
 
 SK = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 DATE = "20130524T000000Z"
 SCOPE = sigv4.Scope("AKIAIOSFODNN7EXAMPLE", "20130524", "us-east-1", "s3")
-KEY = sigv4.signing_key(SK, "20130524", "us-east-1", "s3")
+KEY = sigv4_keys.signing_key(SK, "20130524", "us-east-1", "s3")
 SEED = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
 SIGNING = sigv4.StreamSigning(KEY, DATE, SCOPE, SEED)
 

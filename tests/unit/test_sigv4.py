@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
-from s3sim.http import sigv2, sigv4
+from s3sim.http import sigv2, sigv4, sigv4_keys
 
 AK, SK = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 WHEN = datetime(2026, 1, 2, 3, 4, 5)
@@ -44,7 +44,7 @@ def check(req: AWSRequest, payload_hash: str, secret: str = SK, **changes) -> st
     assert info is not None
     if changes:
         r = sigv4.ReceivedRequest(**{**r.__dict__, **changes})
-    key = sigv4.signing_key(secret, info.scope.date, info.scope.region, info.scope.service)
+    key = sigv4_keys.signing_key(secret, info.scope.date, info.scope.region, info.scope.service)
     return sigv4.verify(info, key, r, payload_hash)
 
 
@@ -97,7 +97,7 @@ def test_missing_signed_header_is_a_mismatch():
     r, headers = received(req)
     info = sigv4.find_signature("", headers)
     stripped = tuple((k, v) for k, v in r.headers if k != "X-Amz-Meta-A")
-    key = sigv4.signing_key(SK, info.scope.date, "us-east-1", "s3")
+    key = sigv4_keys.signing_key(SK, info.scope.date, "us-east-1", "s3")
     with pytest.raises(sigv4.SignatureMismatch, match="x-amz-meta-a"):
         sigv4.verify(info, key, sigv4.ReceivedRequest("GET", r.raw_path, "", stripped), "x")
 
@@ -213,10 +213,10 @@ def test_parse_errors():
 
 
 def test_signing_keys_are_cached_per_scope():
-    keys = sigv4.SigningKeys(max_entries=2)
+    keys = sigv4_keys.SigningKeys(max_entries=2)
     a = sigv4.Scope(AK, "20260102", "us-east-1", "s3")
     assert keys.get(SK, a) is keys.get(SK, a)
-    assert keys.get(SK, a) == sigv4.signing_key(SK, "20260102", "us-east-1", "s3")
+    assert keys.get(SK, a) == sigv4_keys.signing_key(SK, "20260102", "us-east-1", "s3")
     assert keys.get(SK, sigv4.Scope(AK, "20260102", "us-east-1", "kms")) != keys.get(SK, a)
 
 
@@ -241,8 +241,8 @@ def test_streaming_signatures_match_aws_published_example():
         names,
         sigv4.STREAMING_SIGNED,
     )
-    key = sigv4.signing_key(SK, "20130524", "us-east-1", "s3")
-    seed = sigv4.sign(key, sigv4.string_to_sign("20130524T000000Z", scope, canonical))
+    key = sigv4_keys.signing_key(SK, "20130524", "us-east-1", "s3")
+    seed = sigv4_keys.sign(key, sigv4.string_to_sign("20130524T000000Z", scope, canonical))
     assert seed == "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
     s = sigv4.StreamSigning(key, "20130524T000000Z", scope, seed)
     c1 = s.chunk(seed, hashlib.sha256(b"a" * 65536).hexdigest())
@@ -320,14 +320,10 @@ def test_hmac_key_is_hmac_sha256_under_the_same_bytes(key_len):
     import os
 
     key = os.urandom(key_len)
-    fast = sigv4.HmacKey(key)
+    fast = sigv4_keys.HmacKey(key)
     assert fast == key and isinstance(fast, bytes)
     for msg in (b"", b"x", os.urandom(1000)):
         assert fast.digest(msg) == hmac.digest(key, msg, "sha256")
-    assert sigv4.sign(fast, "text") == sigv4.sign(key, "text")
-    assert (
-        type(
-            sigv4.SigningKeys().get(SK, sigv4.Scope.parse("AK/20260102/us-east-1/s3/aws4_request"))
-        )
-        is sigv4.HmacKey
-    )
+    assert sigv4_keys.sign(fast, "text") == sigv4_keys.sign(key, "text")
+    scope = sigv4.Scope.parse("AK/20260102/us-east-1/s3/aws4_request")
+    assert type(sigv4_keys.SigningKeys().get(SK, scope)) is sigv4_keys.HmacKey  # signs fast
