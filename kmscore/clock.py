@@ -40,8 +40,7 @@ class SimClock:
         return datetime.fromtimestamp(self.time(), tz=UTC)
 
     def time(self) -> float:
-        cell = self._cell
-        return time.time() + (self._offset if cell is None else cell.get_float())
+        return time.time() + self.offset_seconds
 
     def wall(self) -> datetime:
         return datetime.fromtimestamp(time.time(), tz=UTC)

@@ -130,10 +130,10 @@ class RowMemo(Generic[R, T]):
         self._decode = decode
         self._capacity = capacity
         self._memo: dict[R, T] = {}
-        self._same = IdMemo[R, T](decode, capacity)  # the very row object seen before
+        self._same = IdMemo[R, T](self._by_value, capacity)  # the very row object again
 
     def decode(self, row: R) -> T:
-        return self._same.get(row, self._by_value)
+        return self._same.get(row)
 
     def _by_value(self, row: R) -> T:
         model = self._memo.get(row)  # hashes every field: a row read again from the index
@@ -157,11 +157,11 @@ class IdMemo(Generic[R, T]):
         self._capacity = capacity
         self._memo: dict[int, tuple[R, T]] = {}
 
-    def get(self, key: R, make: Callable[[R], T] | None = None) -> T:
+    def get(self, key: R) -> T:
         hit = self._memo.get(id(key))
         if hit is not None and hit[0] is key:
             return hit[1]
-        value = (make or self._make)(key)
+        value = self._make(key)
         if len(self._memo) >= self._capacity:
             self._memo.clear()
         self._memo[id(key)] = (key, value)
