@@ -168,19 +168,25 @@ class _Protocol(asyncio.Protocol):
                 raise ConnectionFailed("connection closed while sending")
 
     # response parsing
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes | memoryview) -> None:
         state = self._state
         if state == _LENGTH:
             self._take(data)
         elif state == _HEAD:
-            self._buf += data
-            end = self._buf.find(b"\r\n\r\n")
-            if end >= 0:
-                rest = bytes(self._buf[end + 4 :])
-                self._parse_head(bytes(self._buf[:end]))
+            # the body's first bytes often come with the head: never copy them here
+            # (a 256 KiB read copied twice through a growing buffer cost a 1 MiB GET
+            # ~2x the client's CPU)
+            if self._buf or isinstance(data, memoryview):
+                self._buf += data
+                data = bytes(self._buf)  # a head split over reads: rare
                 self._buf.clear()
-                if rest and self._state != _DONE:
-                    self._feed(rest)
+            end = data.find(b"\r\n\r\n")
+            if end < 0:
+                self._buf += data
+                return
+            self._parse_head(data[:end])
+            if len(data) > end + 4 and self._state != _DONE:
+                self._feed(memoryview(data)[end + 4 :])
         elif state == _CHUNKED:
             self._buf += data
             self._chunked()
@@ -221,7 +227,7 @@ class _Protocol(asyncio.Protocol):
         if self._keep and len(self._body) < MAX_KEPT:
             self._body += data[: MAX_KEPT - len(self._body)]
 
-    def _take(self, data: bytes) -> None:
+    def _take(self, data: bytes | memoryview) -> None:
         n = len(data)
         if n < self._remaining:
             self._remaining -= n

@@ -159,3 +159,27 @@ def test_a_repeated_field_keeps_its_last_value():
     assert Headers(fields)["etag"] == "b"
     assert _field("\r\n" + fields.lower(), "content-length") == "7"
     assert _field("\r\n" + fields.lower(), "connection") is None
+
+
+@pytest.mark.parametrize(
+    "raw,body",
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", b"0123456789"),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+            b"\r\n3\r\nabc\r\n0\r\n\r\n",
+            b"abc",
+        ),
+    ],
+)
+async def test_a_response_split_anywhere_parses_the_same(raw, body):
+    from s3sim.loadtest.rawhttp import _Protocol
+
+    for cuts in [(), *((i,) for i in range(1, len(raw))), (5, 30, 31, 45)]:
+        proto = _Protocol()
+        done = proto.begin(keep=True, head_only=False)
+        edges = [0, *(c for c in cuts if c < len(raw)), len(raw)]
+        for lo, hi in zip(edges, edges[1:], strict=False):
+            proto.data_received(raw[lo:hi])
+        r = done.result()
+        assert (r.status, r.body, r.nbytes) == (200, body, len(body)), cuts
