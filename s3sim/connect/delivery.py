@@ -257,7 +257,7 @@ class DeliveryWorker:
     async def _claim(self, item: Item, token: int, now: datetime) -> bool:
         """Claim the item; a stop that cuts the wait short hands a claim it won back."""
         claim = asyncio.ensure_future(
-            self._write(self._store.claim_item, item, now, now + self._lease)
+            self._store.write(self._store.claim_item, item, now, now + self._lease)
         )
         try:
             return await asyncio.shield(claim)
@@ -272,17 +272,9 @@ class DeliveryWorker:
             )
             raise
 
-    async def _write(self, write: Callable[..., T], *args: Any, **kw: Any) -> T:
-        """A write to the Connect store: with fsync on a worker thread, so the event loop
-        (every request of this process) does not wait for the disk; without, inline (a
-        thread hop costs more than the commit). Measured: docs/PERFORMANCE.md, session 4."""
-        if self._store.fsync:
-            return await asyncio.to_thread(write, *args, **kw)
-        return write(*args, **kw)
-
     async def _delivered(self, item: Item, token: int, location: str) -> str:
         now = self._clock.now()
-        done = await self._write(
+        done = await self._store.write(
             self._store.update_item,
             item.item_id,
             item.generation,

@@ -54,3 +54,22 @@ def test_durability_setting(tmp_path, fsync, level):
     assert db._one("PRAGMA synchronous") == (level,)
     assert db._one("PRAGMA journal_mode") == ("wal",)
     db.close()
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+async def test_write_runs_inline_without_fsync_and_on_a_thread_with_it(tmp_path, fsync):
+    import threading
+
+    db = Database(tmp_path / "d.db", SCHEMA, fsync=fsync)
+    seen: list[int] = []
+
+    def change(k: str, v: str) -> str:
+        seen.append(threading.get_ident())
+        with db.tx() as c:
+            c.execute("INSERT INTO t VALUES (?, ?)", (k, v))
+        return k
+
+    assert await db.write(change, "a", v="1") == "a"
+    assert db._all("SELECT k, v FROM t") == [("a", "1")]
+    assert (seen == [threading.get_ident()]) is not fsync  # a commit's fsync: off the loop
+    db.close()
