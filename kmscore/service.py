@@ -89,6 +89,8 @@ class KMSCore:
         self._root = root_key if root_key is not None else rootkey.load_root_key(self._dir, env)
         if len(self._root) != 32:
             raise rootkey.RootKeyError("the root key must be 32 bytes")
+        # whether a call may wait for the disk (its audit record or state is fsynced)
+        self.fsync = fsync
         self._file = StateFile(self._dir, fsync=fsync)
         # several server processes over one data dir: a cross-process lock and a save
         # counter tell each when to reload the state document (kmscore/shared.py)

@@ -99,3 +99,25 @@ async def test_update_object_encryption_keeps_etag_and_data(env):
     head = s3.head_object(ADMIN, "bkt", "k")
     assert head.sse.algorithm == "aws:kms" and head.last_modified == res.last_modified
     assert await read(await s3.objects.get(ADMIN, "bkt", "k")) == b"payload"
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+async def test_kms_is_called_inline_unless_it_fsyncs(tmp_path, fsync):
+    import threading
+
+    kms = KMS(tmp_path / "kms", "us-east-1", FixedClock(), root_key=b"\x01" * 32, fsync=fsync)
+    s3 = S3Service(tmp_path, "us-east-1", FixedClock(), kms, store=MemStore(), fsync=False)
+    s3.buckets.create(ADMIN, "bkt")
+    key = kms.create_key(ADMIN)
+    threads: list[int] = []
+    real = kms.generate_data_key
+
+    def generate(*args):
+        threads.append(threading.get_ident())
+        return real(*args)
+
+    kms.generate_data_key = generate  # type: ignore[method-assign]
+    await s3.put_object(ADMIN, "bkt", "k", body(b"x"), sse=SseRequest("aws:kms", key.key_id))
+    assert await read(await s3.objects.get(ADMIN, "bkt", "k")) == b"x"
+    # an fsync of the audit trail would stall every request of the process
+    assert (threads == [threading.get_ident()]) is not fsync
