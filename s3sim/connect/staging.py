@@ -267,9 +267,9 @@ class IntermediateStore:
         plain = await self.plaintext(inst, dk)
         release = self.garbage.pin([item.blob_id])
         try:
-            reader = await self._blobs.open(
-                item.blob_id, plain, blob_header(inst, item.item_id, dk), item.size
-            )
+            header = blob_header(inst, item.item_id, dk)
+            span = (0, item.size)
+            reader = await self._blobs.open(item.blob_id, plain, header, item.size, span)
         except BaseException:
             release()
             raise

@@ -48,8 +48,15 @@ class BlobStore(Protocol):
     ) -> Written: ...
 
     async def open(
-        self, blob_id: str, data_key: bytes, header: BlobHeader, size: int | None = None
-    ) -> BlobReader: ...
+        self,
+        blob_id: str,
+        data_key: bytes,
+        header: BlobHeader,
+        size: int | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> BlobReader:
+        """`span`: the [start, end) to be read next (its first batch may be read now)."""
+        ...
 
     def read_small(self, blob_id: str, data_key: bytes, header: BlobHeader, size: int) -> bytes: ...
 

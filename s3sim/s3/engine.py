@@ -121,11 +121,22 @@ class EngineStore:
         return Written(w.blob_id, w.size, w.md5_hex, dict(w.checksums), w.inline)
 
     async def open(
-        self, blob_id: str, data_key: bytes, header: BlobHeader, size: int | None = None
+        self,
+        blob_id: str,
+        data_key: bytes,
+        header: BlobHeader,
+        size: int | None = None,
+        span: tuple[int, int] | None = None,
     ) -> EngineReader:
         try:
             reader = await self._objectfile.open_object(
-                self._store, blob_id, data_key, self._header(header), size, leads=self._leads
+                self._store,
+                blob_id,
+                data_key,
+                self._header(header),
+                size,
+                leads=self._leads,
+                span=span,
             )
         except self._corrupt:
             raise S3Error("InternalError", CORRUPT) from None

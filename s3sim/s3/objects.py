@@ -354,7 +354,7 @@ class Objects:
                     raw = sealed[seg.blob_id]
                     reader = store.open_sealed(raw, seg.blob_id, data_key, header, seg.size)
                 else:
-                    reader = await store.open(seg.blob_id, data_key, header, seg.size)
+                    reader = await store.open(seg.blob_id, data_key, header, seg.size, (lo, hi))
                 readers.append((reader, lo, hi))
         except BaseException:
             release()

@@ -100,7 +100,7 @@ class MemStore:
         checks = {a: checksum(a, data) for a in checksum_algorithms}
         return Written(blob_id, len(data), hashlib.md5(data).hexdigest() if md5 else None, checks)
 
-    async def open(self, blob_id, data_key, header, size=None):
+    async def open(self, blob_id, data_key, header, size=None, span=None):
         data, key, hdr = self.blobs[blob_id]
         if key != data_key or hdr != header:
             raise S3Error("InternalError", "corrupt")

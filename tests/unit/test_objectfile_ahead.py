@@ -1,0 +1,101 @@
+"""s3sim.storage.objectread: a reader opened for a span reads that span's first batch in
+the job that verifies the file (one thread hand-off for a read of up to READ_BATCH)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+
+import pytest
+
+from kmscore import envelope as env
+from s3sim.storage import objectfile as of
+from s3sim.storage import objectread
+from s3sim.storage.errors import CorruptObject
+from tests.unit.objectfile_env import CS, HDR, KEY, make_store, write
+
+BATCH = objectread.READ_BATCH
+
+
+@pytest.fixture
+def store(tmp_path):
+    return make_store(tmp_path)
+
+
+def jobs(monkeypatch) -> list[str]:
+    """The names of the functions the event loop hands to its executor, in order."""
+    names: list[str] = []
+    real = asyncio.BaseEventLoop.run_in_executor
+
+    def counting(self, executor, fn, *args):
+        names.append(fn.__name__)
+        return real(self, executor, fn, *args)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", counting)
+    return names
+
+
+async def test_a_read_of_one_batch_takes_one_job(store, monkeypatch):
+    data = os.urandom(BATCH)  # a 1 MiB recording: the delivery's read
+    w = await write(store, data)
+    names = jobs(monkeypatch)
+    reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=(0, len(data)))
+    store.delete(w.blob_id)  # read already: the open job decrypted every chunk
+    assert b"".join([c async for c in reader.iter_range(0, len(data))]) == data
+    assert names == ["_open_ahead"]
+    assert reader.chunks_opened == BATCH // CS
+
+
+async def test_without_a_span_the_file_is_read_when_iterated(store, monkeypatch):
+    data = os.urandom(BATCH)
+    w = await write(store, data)
+    names = jobs(monkeypatch)
+    reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data))
+    assert reader.chunks_opened == 0
+    assert b"".join([c async for c in reader.iter_range(0, len(data))]) == data
+    assert names == ["_open_sync", "_open_fd", "_open_chunks"]
+
+
+async def test_a_longer_read_goes_on_from_the_batch_read_ahead(store, monkeypatch):
+    data = os.urandom(2 * BATCH + 3 * CS + 5)
+    w = await write(store, data)
+    r = random.Random(3)
+    spans = [(0, len(data)), (7, BATCH + 9), (BATCH - 1, BATCH + 1), (len(data) - 1, len(data))]
+    spans += [tuple(sorted(r.sample(range(len(data) + 1), 2))) for _ in range(10)]
+    for start, end in spans:
+        if start == end:
+            continue
+        reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=(start, end))
+        assert b"".join([c async for c in reader.iter_range(start, end)]) == data[start:end]
+        # another range than the one announced: read as usual, still right
+        assert b"".join([c async for c in reader.iter_range(0, 10)]) == data[:10]
+
+
+async def test_a_read_of_another_span_ignores_the_batch_read_ahead(store):
+    data = os.urandom(BATCH + 2 * CS)
+    w = await write(store, data)
+    reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=(0, len(data)))
+    assert b"".join([c async for c in reader.iter_range(CS, 3 * CS)]) == data[CS : 3 * CS]
+    assert b"".join([c async for c in reader.iter_range(0, len(data))]) == data
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+async def test_tampering_fails_the_open_before_any_byte(store, where):
+    data = os.urandom(3 * BATCH)
+    w = await write(store, data)
+    path = store.path(w.blob_id)
+    raw = bytearray(path.read_bytes())
+    lay = env.Layout(w.header_len, CS)
+    pos = {"first": lay.chunk_offset(0) + 3, "middle": lay.chunk_offset(2 * BATCH // CS) + 3}
+    raw[pos.get(where, len(raw) - 1)] ^= 1
+    path.write_bytes(raw)
+    span = (0, 10)  # the first batch holds neither the middle nor the last chunk
+    if where == "middle":
+        reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=span)
+        with pytest.raises(CorruptObject):  # caught by the batch that reads it
+            async for _ in reader.iter_range(0, len(data)):
+                pass
+        return
+    with pytest.raises(CorruptObject):
+        await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=span)
