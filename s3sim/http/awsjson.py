@@ -64,8 +64,11 @@ def json_handler(
     dispatch: Dispatch,
     errors: tuple[type[Exception], ...],
     request_id_var: contextvars.ContextVar[str] | None = None,
+    inline: Callable[[str], bool] = lambda op: False,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """An aiohttp handler that runs `dispatch(caller, operation, params)` off the loop.
+    """An aiohttp handler that runs `dispatch(caller, operation, params)` off the loop,
+    or on it for the operations `inline` names (quick ones: a thread hand-off costs ~95
+    us of CPU on this project's VM, docs/PERFORMANCE.md, session 6).
 
     `errors` are the exception types with `.code`, `.message` and `.status` that become
     JSON error responses; `request_id_var` is set to the request id inside the call.
@@ -84,9 +87,12 @@ def json_handler(
             if request_id_var is not None:
                 ctx.run(request_id_var.set, request_id)
             op = target[len(target_prefix) :]
-            out = await asyncio.get_running_loop().run_in_executor(
-                None, ctx.run, dispatch, auth.caller, op, params
-            )
+            if inline(op):
+                out = ctx.run(dispatch, auth.caller, op, params)
+            else:
+                out = await asyncio.get_running_loop().run_in_executor(
+                    None, ctx.run, dispatch, auth.caller, op, params
+                )
             return response(200, out, request_id)
         except handled as e:
             return response(e.status, error_body(e.code, e.message), request_id)  # type: ignore[attr-defined]

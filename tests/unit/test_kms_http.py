@@ -5,6 +5,7 @@ request["auth"] and request["body"] so that only the wire adapters are exercised
 """
 
 import asyncio
+import base64
 import threading
 from dataclasses import dataclass
 
@@ -155,3 +156,43 @@ def test_protocol_errors(endpoint, target, body, want):
     assert e.value.code == 400
     assert e.value.headers["x-amzn-RequestId"]
     assert json.loads(e.value.read())["__type"] == want
+
+
+def test_every_quick_operation_exists():
+    assert kms_api.QUICK <= set(kms_api.OPERATIONS)
+    assert not kms_api.QUICK & {"CreateKey", "ScheduleKeyDeletion", "CreateGrant", "PutKeyPolicy"}
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+async def test_quick_operations_run_on_the_loop_unless_kms_fsyncs(tmp_path, fsync):
+    import json
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    kms = KMS(tmp_path, "us-east-1", FixedClock(), root_key=b"\x06" * 32, fsync=fsync)
+    threads: dict[str, int] = {}
+    for name in ("create_key", "generate_data_key"):
+        real = getattr(kms, name)
+
+        def spy(*a, _real=real, _name=name, **kw):
+            threads[_name] = threading.get_ident()
+            return _real(*a, **kw)
+
+        setattr(kms, name, spy)
+    async with TestClient(TestServer(build_app(kms))) as http:
+
+        async def call(op: str, body: dict) -> dict:
+            headers = {"X-Amz-Target": f"TrentService.{op}"}
+            resp = await http.post("/", data=json.dumps(body), headers=headers)
+            assert resp.status == 200
+            return await resp.json(content_type=None)
+
+        key = (await call("CreateKey", {}))["KeyMetadata"]["KeyId"]
+        out = await call("GenerateDataKey", {"KeyId": key, "KeySpec": "AES_256"})
+    assert len(base64.b64decode(out["Plaintext"])) == 32
+    here = threading.get_ident()
+    assert threads["create_key"] != here  # a state change: always off the loop
+    assert (threads["generate_data_key"] == here) is not fsync
+    (event,) = kms.lookup_events(ACCT, [("EventName", "GenerateDataKey")])[0]
+    assert event["requestID"].startswith("req-")  # the request's id, on the loop too
+    kms.close()
