@@ -243,7 +243,7 @@ class Objects:
     ) -> ObjectInfo:
         info = self.lookup(caller, bucket, key, "s3:GetObject")
         self._core.keys.check_customer(info.sse, customer)
-        check_conditions(info, conditions or Conditions())
+        check_conditions(info, conditions)
         return info
 
     def lookup(
@@ -274,7 +274,7 @@ class Objects:
         A version replaced between its row and its inline blob is looked up again."""
         for attempt in range(READ_TRIES):
             info = self.lookup(caller, bucket, key, "s3:GetObject", fresh=attempt > 0)
-            check_conditions(info, conditions or Conditions())
+            check_conditions(info, conditions)
             span = select_span(info, range_header, part_number)
             try:
                 if span is None and info.size <= whole_max and len(info.segments) == 1:
@@ -415,7 +415,7 @@ class Objects:
                     "location or encryption attributes.",
                 )
         try:
-            check_conditions(src, source_conditions or Conditions())
+            check_conditions(src, source_conditions)
         except S3Error as err:
             if err.code != "NotModified":
                 raise

@@ -18,8 +18,11 @@ def _seconds(t: datetime) -> datetime:
     return t.replace(microsecond=0)
 
 
-def check_conditions(info: ObjectInfo, cond: Conditions) -> None:
-    """RFC 7232 as S3 applies it: 412 PreconditionFailed or 304 NotModified."""
+def check_conditions(info: ObjectInfo, cond: Conditions | None) -> None:
+    """RFC 7232 as S3 applies it: 412 PreconditionFailed or 304 NotModified (None: no
+    condition, the common request)."""
+    if cond is None:
+        return
     lm = _seconds(info.last_modified)
     if cond.if_match is not None:
         if not _etag_matches(cond.if_match, info.etag):
