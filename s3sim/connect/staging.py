@@ -265,14 +265,19 @@ class IntermediateStore:
         if dk is None or item.blob_id is None:
             raise LookupError(f"item {item.item_id}: its staged data is gone")
         plain = await self.plaintext(inst, dk)
-        release = self.garbage.pin([item.blob_id])
+        unpin = self.garbage.pin([item.blob_id])
         try:
             header = blob_header(inst, item.item_id, dk)
             span = (0, item.size)
             reader = await self._blobs.open(item.blob_id, plain, header, item.size, span)
         except BaseException:
-            release()
+            unpin()
             raise
+
+        def release() -> None:
+            reader.close()  # the staged file it holds open
+            unpin()
+
         return reader.iter_range(0, item.size), release
 
     def forget_data_keys(self, dk_ids: list[str]) -> None:

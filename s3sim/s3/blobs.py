@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from s3sim.s3.errors import S3Error
+
 
 @dataclass(frozen=True)
 class BlobHeader:
@@ -32,8 +34,23 @@ class Written:
     inline: bytes | None = None  # an inline blob's sealed bytes: the index stores them
 
 
+CORRUPT = "The stored object failed its integrity check and cannot be served."
+
+
+class BlobReplaced(S3Error):
+    """The version a reader looked up lost its blob before the reader opened it (replaced
+    or deleted meanwhile, maybe by another process): a GET reads the key again; anything
+    else answers SlowDown (503), which SDKs retry."""
+
+    def __init__(self) -> None:
+        super().__init__("SlowDown")
+
+
 class BlobReader(Protocol):
     def iter_range(self, start: int, end: int) -> AsyncIterator[bytes]: ...
+
+    def close(self) -> None:
+        """Done reading: release what the reader holds (an open file)."""
 
 
 class BlobStore(Protocol):
@@ -68,18 +85,26 @@ class BlobStore(Protocol):
         self, sealed: bytes, blob_id: str, data_key: bytes, header: BlobHeader, size: int
     ) -> BlobReader: ...
 
-    def delete(self, blob_id: str) -> None: ...
+    def delete(self, blob_id: str, grace: bool = True) -> None:
+        """`grace=False`: gone at once even when other processes share the store."""
 
     def list_ids(self) -> Iterable[str]: ...
 
 
 class Garbage:
-    """Deletes replaced blobs, but only once no reader has them pinned."""
+    """Deletes replaced blobs, but only once no reader of this process has them pinned.
+
+    A lone blob (a single-blob object's, or one nobody reads) goes at once, even when
+    other processes share the store: a reader keeps such a file open from the moment it
+    verified it, and one that finds it gone looks the key up again. The blobs of a
+    multipart object keep the store's grace period (storage/blobstore.py): a GET opens
+    each part's file when it gets there. Kept there, a 64 MiB object overwritten every
+    few seconds held ~20 GiB of page cache (docs/PERFORMANCE.md, session 6)."""
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
         self._pins: dict[str, int] = {}
-        self._doomed: set[str] = set()
+        self._doomed: dict[str, bool] = {}  # pinned blob -> whether it keeps the grace
 
     def pin(self, blob_ids: Iterable[str]) -> Callable[[], None]:
         """Keep these blobs until the returned release function is called (once)."""
@@ -93,21 +118,22 @@ class Garbage:
                 if not self._pins[b]:
                     del self._pins[b]
                     if b in self._doomed:
-                        self._doomed.discard(b)
-                        self._delete(b)
+                        self._delete(b, self._doomed.pop(b))
 
         return release
 
     def delete(self, blob_ids: Iterable[str]) -> None:
-        for b in blob_ids:
+        ids = list(blob_ids)
+        grace = len(ids) > 1
+        for b in ids:
             if b in self._pins:
-                self._doomed.add(b)
+                self._doomed[b] = grace
             else:
-                self._delete(b)
+                self._delete(b, grace)
 
-    def _delete(self, blob_id: str) -> None:
+    def _delete(self, blob_id: str, grace: bool) -> None:
         with contextlib.suppress(FileNotFoundError):
-            self._store.delete(blob_id)
+            self._store.delete(blob_id, grace)
 
     def sweep(self, referenced: set[str]) -> int:
         """Remove blobs no committed row references (crash leftovers); returns the count."""

@@ -11,12 +11,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from s3sim.s3.blobs import BlobHeader, Written
+from s3sim.s3.blobs import CORRUPT, BlobHeader, BlobReplaced, Written
 from s3sim.s3.codec import IdMemo
 from s3sim.s3.errors import S3Error
 from s3sim.storage.inline import is_inline
-
-CORRUPT = "The stored object failed its integrity check and cannot be served."
 
 
 def _storage() -> tuple[Any, Any, Any]:
@@ -36,6 +34,9 @@ class EngineReader:
                 yield chunk
         except self._corrupt:
             raise S3Error("InternalError", CORRUPT) from None
+
+    def close(self) -> None:
+        self._reader.close()
 
 
 SHARED_GRACE = 300.0  # seconds a deleted blob stays readable by other processes
@@ -68,6 +69,7 @@ class EngineStore:
         blobstore, objectfile, errors = _storage()
         self._objectfile = objectfile
         self._corrupt = errors.CorruptObject
+        self._missing = errors.MissingBlob
         grace = SHARED_GRACE if shared else 0.0
         self._store = blobstore.BlobStore(
             root,
@@ -138,6 +140,8 @@ class EngineStore:
                 leads=self._leads,
                 span=span,
             )
+        except self._missing:
+            raise BlobReplaced from None  # deleted since its row was read: read the row again
         except self._corrupt:
             raise S3Error("InternalError", CORRUPT) from None
         return EngineReader(reader, self._corrupt)
@@ -148,6 +152,8 @@ class EngineStore:
             return self._objectfile.read_small(
                 self._store, blob_id, data_key, self._header(header), size, leads=self._leads
             )
+        except self._missing:
+            raise BlobReplaced from None
         except self._corrupt:
             raise S3Error("InternalError", CORRUPT) from None
 
@@ -175,9 +181,9 @@ class EngineStore:
         except self._corrupt:
             raise S3Error("InternalError", CORRUPT) from None
 
-    def delete(self, blob_id: str) -> None:
+    def delete(self, blob_id: str, grace: bool = True) -> None:
         if not is_inline(blob_id):  # an inline blob went with its index row
-            self._store.delete(blob_id)
+            self._store.delete(blob_id, grace)
 
     def list_ids(self) -> Iterable[str]:
         return self._store.list_ids()

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from kmscore.caller import Caller
 from s3sim.s3 import codec
-from s3sim.s3.blobs import BlobHeader, Written
+from s3sim.s3.blobs import CORRUPT, BlobHeader, BlobReader, BlobReplaced, Written
 from s3sim.s3.core import Core, check_key
 from s3sim.s3.errors import S3Error
 from s3sim.s3.models import (
@@ -43,14 +43,6 @@ MAX_METADATA = 2048
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
 READ_TRIES = 3  # a GET that keeps finding its inline blob replaced gives up (SlowDown)
-
-
-class BlobReplaced(S3Error):
-    """The version a reader looked up was replaced before its inline blob was read: a GET
-    reads the key again; anything else answers SlowDown (503), which SDKs retry."""
-
-    def __init__(self) -> None:
-        super().__init__("SlowDown")
 
 
 def blob_header(kind: str, object_id: str, sse: SseRecord) -> BlobHeader:
@@ -271,9 +263,15 @@ class Objects:
         """`whole_max`: a whole single-blob object up to this size comes back as bytes
         (`GetResult.body`), read and authenticated at once; anything else as a Body.
 
-        A version replaced between its row and its inline blob is looked up again."""
+        A version that lost a blob between its row and the read (replaced or deleted,
+        maybe by another process) is looked up again; the same version again without its
+        blob is corrupt."""
+        lost: list[str] | None = None
         for attempt in range(READ_TRIES):
             info = self.lookup(caller, bucket, key, "s3:GetObject", fresh=attempt > 0)
+            blobs = [s.blob_id for s in info.segments]
+            if blobs == lost:
+                raise S3Error("InternalError", CORRUPT)
             check_conditions(info, conditions)
             span = select_span(info, range_header, part_number)
             try:
@@ -283,6 +281,7 @@ class Objects:
                 start, end = span or (0, info.size)
                 body = await self.open_source(caller, info, customer, start, end)
             except BlobReplaced:
+                lost = blobs
                 continue
             return GetResult(info, body, start, end, span is not None)
         raise S3Error("SlowDown")
@@ -345,18 +344,21 @@ class Objects:
         sealed: Mapping[str, bytes],
     ) -> Body:
         store = self._core.store
+        readers: list[tuple[BlobReader, int, int]] = []
         try:
-            readers = []
             for i, lo, hi in plan_segments(info, start, end):
                 seg = info.segments[i]
                 header = segment_header(info, i)
                 if seg.blob_id in sealed:
                     raw = sealed[seg.blob_id]
                     reader = store.open_sealed(raw, seg.blob_id, data_key, header, seg.size)
-                else:
-                    reader = await store.open(seg.blob_id, data_key, header, seg.size, (lo, hi))
+                else:  # the first segment's reader reads its first batch and keeps its file
+                    span = None if readers else (lo, hi)
+                    reader = await store.open(seg.blob_id, data_key, header, seg.size, span)
                 readers.append((reader, lo, hi))
         except BaseException:
+            for reader, _, _ in readers:
+                reader.close()
             release()
             raise
         return Body(readers, release)

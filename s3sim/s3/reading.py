@@ -126,6 +126,8 @@ class Body:
     def _done(self) -> None:
         if self._release is not None:
             release, self._release = self._release, None
+            for reader, _, _ in self._readers:
+                reader.close()
             release()
 
     def __aiter__(self) -> Body:

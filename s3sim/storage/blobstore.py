@@ -139,13 +139,14 @@ class BlobStore:
     def exists(self, blob_id: str) -> bool:
         return self.path(blob_id).is_file()
 
-    def delete(self, blob_id: str) -> bool:
-        """Remove a blob (to the trash, with a grace period); False if it was already gone."""
+    def delete(self, blob_id: str, grace: bool = True) -> bool:
+        """Remove a blob (to the trash, with a grace period, unless `grace` is False);
+        False if it was already gone."""
         path = self.path_str(blob_id)
         if self._give is not None and self._give.give(path, blob_id):
             return True
         try:
-            if self._grace:
+            if self._grace and grace:
                 os.rename(path, f"{self._trash}/{blob_id}")  # ctime: when it was deleted
             else:
                 os.unlink(path)

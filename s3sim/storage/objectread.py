@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from concurrent.futures import Executor
@@ -172,9 +173,12 @@ def _open_ahead(
         reader = ObjectReader(store, blob_id, v, plain, executor)
         if plain is None:
             reader.read_ahead(fd, *span)
+            reader.hold(fd)
+            fd = -1
         return reader
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def _verify_whole(raw: bytes, want: Want) -> tuple[_Verified, bytes]:
@@ -213,7 +217,22 @@ class ObjectReader:
         self._step = max(1, READ_BATCH // self._layout.chunk_size)  # chunks per read job
         # (start, end, next chunk, plaintext): iter_range(start, end)'s first batch
         self._ahead: tuple[int, int, int, bytes] | None = None
+        self._held: weakref.finalize | None = None  # closes the verified file's descriptor
+        self._fd = -1
         self.chunks_opened = self._last + 1 if plain is not None else 0
+
+    def hold(self, fd: int) -> None:
+        """Keep `fd`, the file this reader verified, open for its reads until close() (or
+        until the reader is collected): a blob deleted meanwhile, even by another process,
+        stays readable, and reads need no thread hand-off to open it again."""
+        self._fd = fd
+        self._held = weakref.finalize(self, os.close, fd)
+
+    def close(self) -> None:
+        """Release the held descriptor (reads in flight keep their own)."""
+        if self._held is not None:
+            self._held()
+            self._held, self._fd = None, -1
 
     @property
     def plaintext(self) -> bytes | None:
@@ -298,7 +317,10 @@ class ObjectReader:
                 return
         firsts = iter(range(after, span.last + 1, step))
         loop = asyncio.get_running_loop()
-        fd = await self._guard(loop.run_in_executor(self._executor, self._open_fd))
+        if self._fd >= 0:
+            fd = os.dup(self._fd)
+        else:
+            fd = await self._guard(loop.run_in_executor(self._executor, self._open_fd))
         jobs: deque[asyncio.Future[bytes]] = deque()
         try:
             for first in itertools.islice(firsts, READ_AHEAD):

@@ -85,6 +85,9 @@ class MemReader:
         for i in range(start, end, 65536):
             yield self.data[i : min(i + 65536, end)]
 
+    def close(self) -> None:
+        pass
+
 
 class MemStore:
     def __init__(self) -> None:
@@ -112,7 +115,7 @@ class MemStore:
             raise S3Error("InternalError", "corrupt")
         return data
 
-    def delete(self, blob_id):
+    def delete(self, blob_id, grace=True):
         del self.blobs[blob_id]
 
     def list_ids(self):

@@ -99,3 +99,19 @@ async def test_tampering_fails_the_open_before_any_byte(store, where):
         return
     with pytest.raises(CorruptObject):
         await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=span)
+
+
+async def test_the_reader_keeps_its_verified_file_open_until_closed(store, monkeypatch):
+    data = os.urandom(3 * BATCH)
+    w = await write(store, data)
+    before = len(os.listdir("/proc/self/fd"))
+    reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=(0, len(data)))
+    store.delete(w.blob_id, grace=False)  # unlinked: the reader reads the file it verified
+    names = jobs(monkeypatch)
+    for _ in range(2):  # each read takes its own descriptor; the reader keeps its own
+        assert b"".join([c async for c in reader.iter_range(0, len(data))]) == data
+    assert "_open_fd" not in names  # no hand-off to open the file again
+    assert len(os.listdir("/proc/self/fd")) == before + 1
+    reader.close()
+    reader.close()  # twice is harmless
+    assert len(os.listdir("/proc/self/fd")) == before
