@@ -98,8 +98,9 @@ class Garbage:
     other processes share the store: a reader keeps such a file open from the moment it
     verified it, and one that finds it gone looks the key up again. The blobs of a
     multipart object keep the store's grace period (storage/blobstore.py): a GET opens
-    each part's file when it gets there. Kept there, a 64 MiB object overwritten every
-    few seconds held ~20 GiB of page cache (docs/PERFORMANCE.md, session 6)."""
+    each part's file when it gets there. Kept there, every replaced file was written back
+    to disk and held its pages for 300 s: 64 MiB overwrites cost ~3x the server CPU
+    (docs/PERFORMANCE.md, session 6)."""
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
