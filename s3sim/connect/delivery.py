@@ -180,7 +180,7 @@ class DeliveryWorker:
             await asyncio.to_thread(self._maintain, now)
         self._retire_grants_here()
         limit = self._max_parallel * 4 + len(self._in_flight)
-        due = await asyncio.to_thread(self._store.due_items, now, limit)
+        due = await self._store.run(self._store.due_items, now, limit)
         self._backlog = len(due) >= limit  # more may be due than this pass could read
         started = []
         for item in due:
@@ -257,7 +257,7 @@ class DeliveryWorker:
     async def _claim(self, item: Item, token: int, now: datetime) -> bool:
         """Claim the item; a stop that cuts the wait short hands a claim it won back."""
         claim = asyncio.ensure_future(
-            self._store.write(self._store.claim_item, item, now, now + self._lease)
+            self._store.run(self._store.claim_item, item, now, now + self._lease)
         )
         try:
             return await asyncio.shield(claim)
@@ -274,7 +274,7 @@ class DeliveryWorker:
 
     async def _delivered(self, item: Item, token: int, location: str) -> str:
         now = self._clock.now()
-        done = await self._store.write(
+        done = await self._store.run(
             self._store.update_item,
             item.item_id,
             item.generation,

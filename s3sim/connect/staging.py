@@ -160,7 +160,7 @@ class IntermediateStore:
             written = await self._blobs.write(body, plain, header, (), md5=False)
             try:
                 item, contact = self._new_item(inst, sk, item_id, written, dk, content_type)
-                old_blob = await self._store.write(self._store.stage_item, item, contact)
+                old_blob = await self._store.run(self._store.stage_item, item, contact)
             except BaseException as err:
                 self.garbage.delete([written.blob_id])
                 if isinstance(err, DataKeyGone):

@@ -90,7 +90,7 @@ class Commits:
         puts = [p for p, _ in group]
         results: list[ObjectRow | None | BaseException]
         try:
-            results = list(await self._index.write(self._index.put_objects, puts))
+            results = list(await self._index.run(self._index.put_objects, puts))
         except Exception as exc:  # the transaction itself failed: every put in it did
             results = [exc] * len(group)
         except BaseException:

@@ -73,14 +73,14 @@ class Database:
                 if self._flock >= 0:
                     fcntl.flock(self._flock, fcntl.LOCK_UN)
 
-    async def write(self, change: Callable[..., T], *args: Any, **kw: Any) -> T:
-        """Run `change` (one of this database's write methods) for an async caller: with
-        fsync on a worker thread, so the event loop does not wait for the disk; without,
-        inline (a thread hand-off costs ~95 us of CPU here, more than most commits:
-        docs/PERFORMANCE.md, sessions 4 and 6)."""
+    async def run(self, call: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """Run `call` (one of this database's methods) for an async caller: with fsync on
+        a worker thread, so the event loop never waits for the disk (a commit's, or one a
+        reader waits behind on the lock); without, inline (a thread hand-off costs ~95 us
+        of CPU here, more than most commits: docs/PERFORMANCE.md, sessions 4 and 6)."""
         if self.fsync:
-            return await asyncio.to_thread(change, *args, **kw)
-        return change(*args, **kw)
+            return await asyncio.to_thread(call, *args, **kw)
+        return call(*args, **kw)
 
     def _all(self, sql: str, args: tuple = ()) -> list[Any]:
         with self._lock:

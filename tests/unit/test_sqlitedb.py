@@ -69,7 +69,7 @@ async def test_write_runs_inline_without_fsync_and_on_a_thread_with_it(tmp_path,
             c.execute("INSERT INTO t VALUES (?, ?)", (k, v))
         return k
 
-    assert await db.write(change, "a", v="1") == "a"
+    assert await db.run(change, "a", v="1") == "a"
     assert db._all("SELECT k, v FROM t") == [("a", "1")]
     assert (seen == [threading.get_ident()]) is not fsync  # a commit's fsync: off the loop
     db.close()
