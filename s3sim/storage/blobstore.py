@@ -9,7 +9,8 @@ With `grace_seconds` (several server processes share the store, s3sim/workers.py
 deleted blob is first moved to <root>/trash/ and removed only after the grace period:
 a reader in another process that found the blob in the index just before the delete
 can still open it there. Each process pins the blobs its own readers use (s3/blobs.py);
-the grace period stands in for pins across processes.
+the grace period stands in for pins across processes. `delete(..., grace=False)` skips
+it, for blobs whose readers keep them open from the moment they verified them.
 """
 
 from __future__ import annotations

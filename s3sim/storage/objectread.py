@@ -6,6 +6,9 @@ and every chunk authenticated at open (on the event loop when the index says the
 object is small: microseconds, far less than a thread hand-off); a big one is streamed
 by executor jobs of READ_BATCH plaintext bytes, READ_AHEAD of them in flight, each
 decrypting into a fresh buffer that is returned only once all its chunks authenticated.
+Opened for a span, a big file is verified and that span's first batch decrypted in one
+job, and the reader keeps the verified file open until closed: later batches read it
+(not a file opened again by name), so a blob deleted meanwhile stays readable.
 Every integrity failure is CorruptObject.
 """
 
