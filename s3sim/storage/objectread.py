@@ -400,14 +400,14 @@ async def open_object(
     derivation across opens of the same file. `span`: the [start, end) the caller reads
     next; its first batch is read by the same job as the verification."""
     want = Want(data_key, expected, size, salt, leads)
-    loop = asyncio.get_running_loop()
     with _as_corrupt(blob_id):
         if size is not None and size <= INLINE_PLAIN_MAX:
             parts = _open_sync(store, blob_id, want)
         elif span is not None:
             job = (_open_ahead, store, blob_id, want, executor, span)
-            return await loop.run_in_executor(executor, *job)
+            return await asyncio.get_running_loop().run_in_executor(executor, *job)
         else:
+            loop = asyncio.get_running_loop()
             parts = await loop.run_in_executor(executor, _open_sync, store, blob_id, want)
     return ObjectReader(store, blob_id, *parts, executor)
 
