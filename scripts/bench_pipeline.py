@@ -11,9 +11,10 @@ Connect instance and its CALL_RECORDINGS storage config (SSE-KMS under that key)
    directories, an empty pool of spare files: s3sim/storage/spares.py);
 1. plain PUT: `--small` (4 KiB) PUT ops/s with SSE-KMS + bucket key, and `--size` (1 MiB)
    PUT ops/s with SSE-KMS under the customer key (closed loop, `-c` workers, `--seconds`;
-   the 1 MiB one in two halves, before and after phase 2: see PlainPuts);
+   the 1 MiB one in `--rounds` + 1 slices, interleaved with phase 2's: see PlainPuts);
 2. saturation: `--blast` recordings of `--size` PUT into `connect-staging` as fast as `-c`
-   workers go; deliveries/s = recordings / (last DeliveredAt - first PUT start);
+   workers go, in `--rounds` slices, each delivered before the next plain PUT slice;
+   deliveries/s = recordings / the sum over slices of (last DeliveredAt - first PUT start);
 3. open loop at `--load` (0.5) x that rate for `--open-seconds`: one recording every
    1/rate s whatever the server does; latency of each = DeliveredAt - its scheduled start
    (the PUT included) and, server side, DeliveredAt - StagedAt.
@@ -23,7 +24,7 @@ timestamps are the server's wall clock (microseconds; the simulated clock is not
 so no per-item polling loads the server while it is measured.
 
     python scripts/bench_pipeline.py [--modes no-fsync,fsync] [--seconds 4] [--blast 300]
-        [--warmup 64] [--json] [--server-workers 2]
+        [--rounds 2] [--warmup 64] [--json] [--server-workers 2]
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Params:
     concurrency: int = 8
     seconds: float = 4.0
     blast: int = 300
+    rounds: int = 2  # saturation slices, interleaved with rounds + 1 plain PUT slices
     warmup: int = 64
     load: float = 0.5
     open_seconds: float = 8.0
@@ -118,12 +120,6 @@ def proc_cpu_s(pid: int) -> float | None:
     return total
 
 
-def _per_op_ms(before: float | None, after: float | None, ops: int) -> float | None:
-    if before is None or after is None or ops <= 0:
-        return None
-    return (after - before) * 1000 / ops
-
-
 async def setup(endpoint: str) -> tuple[str, str]:
     """(key ARN, instance id): a customer key, the delivery bucket, an instance whose
     CALL_RECORDINGS are delivered there under that key."""
@@ -159,18 +155,19 @@ async def plain_put(
 
 
 class PlainPuts:
-    """The plain `size` PUT measurement, in two halves run before and after the ingest
-    phase (A-B-A): on this VM a write costs more as the page cache grows into memory the
-    hypervisor has not handed to the guest yet (first touch ~1.7 s of CPU per GiB,
-    docs/PERFORMANCE.md, session 5), so whichever phase ran first was favoured."""
+    """The plain `size` PUT measurement, in `rounds` + 1 slices interleaved with the
+    saturation's `rounds` (A-B-A-B-A): on this VM new page-cache memory costs from ~0.3 to
+    ~3 ms of CPU per MiB depending on what was freed just before (docs/PERFORMANCE.md,
+    sessions 5 and 6), so a phase run in one piece could get the cheap minutes and the
+    other the dear ones."""
 
     def __init__(self, endpoint: str, key_arn: str, p: Params, cpu: CpuProbe) -> None:
-        self._args = (endpoint, p.size, "aws:kms", key_arn, p, p.seconds / 2)
+        self._args = (endpoint, p.size, "aws:kms", key_arn, p, p.seconds / (p.rounds + 1))
         self._cpu = cpu
         self.count, self.seconds, self.cpu_s = 0, 0.0, 0.0
         self.errors: dict[str, int] = {}
 
-    async def half(self) -> None:
+    async def slice(self) -> None:
         await settle_disk()
         c0 = self._cpu()
         d = await plain_put(*self._args)
@@ -187,24 +184,44 @@ class PlainPuts:
         return self.count / self.seconds if self.seconds else None
 
 
-async def saturation(endpoint: str, instance_id: str, p: Params, errors: dict) -> tuple:
-    """(ingest PUT/s, deliveries/s, delivered): `p.blast` recordings by `p.concurrency` workers."""
-    ing = pc.Ingester(endpoint, instance_id, p.size, p.concurrency)
-    t0 = time.time()
-    try:
-        await asyncio.wait_for(ing.blast(p.blast, p.concurrency), p.timeout_s)
-    finally:
-        ing.close()
-    put_elapsed = time.time() - t0
-    contacts = set(ing.started)
-    items = await pc.wait_delivered(endpoint, instance_id, contacts, time.monotonic() + p.timeout_s)
-    errors.update(ing.errors)
-    pc.not_delivered(items, contacts, errors)
-    ends = [pc.ts(i["DeliveredAt"]) for i in items.values() if i["Status"] == "DELIVERED"]
-    ends = [e for e in ends if e is not None]
-    if not ends:
-        return ing.put_done / put_elapsed, None, 0
-    return ing.put_done / put_elapsed, len(ends) / (max(ends) - t0), len(ends)
+@dataclass
+class Saturation:
+    """Saturation slices summed: recordings PUT and delivered, and the time each took."""
+
+    puts: int = 0
+    put_s: float = 0.0
+    delivered: int = 0
+    deliver_s: float = 0.0
+
+    @property
+    def put_ops(self) -> float | None:
+        return self.puts / self.put_s if self.put_s else None
+
+    @property
+    def deliveries_per_s(self) -> float | None:
+        return self.delivered / self.deliver_s if self.delivered and self.deliver_s else None
+
+    async def slice(self, endpoint: str, instance_id: str, n: int, p: Params, errors: dict) -> None:
+        """`n` recordings by `p.concurrency` workers, until all are delivered."""
+        ing = pc.Ingester(endpoint, instance_id, p.size, p.concurrency)
+        t0 = time.time()
+        try:
+            await asyncio.wait_for(ing.blast(n, p.concurrency), p.timeout_s)
+        finally:
+            ing.close()
+        self.puts += ing.put_done
+        self.put_s += time.time() - t0
+        contacts = set(ing.started)
+        deadline = time.monotonic() + p.timeout_s
+        items = await pc.wait_delivered(endpoint, instance_id, contacts, deadline)
+        for code, k in ing.errors.items():
+            errors[code] = errors.get(code, 0) + k
+        pc.not_delivered(items, contacts, errors)
+        ends = [pc.ts(i["DeliveredAt"]) for i in items.values() if i["Status"] == "DELIVERED"]
+        ends = [e for e in ends if e is not None]
+        if ends:
+            self.delivered += len(ends)
+            self.deliver_s += max(ends) - t0
 
 
 async def warm_up(endpoint: str, instance_id: str, p: Params, errors: dict) -> None:
@@ -270,16 +287,18 @@ async def measure_mode(res: ModeResult, endpoint: str, p: Params, cpu: CpuProbe)
     small = await plain_put(endpoint, p.small, "aws:kms+bucket-key", None, p, p.seconds)
     res.small_put_ops = small["ops"]
     big = PlainPuts(endpoint, key_arn, p, cpu)
-    await big.half()
-    print(f"[{res.mode}] plain PUT, first half done", file=sys.stderr)
-    await settle_disk()
-    c0 = cpu()
-    res.ingest_put_ops, res.deliveries_per_s, delivered = await saturation(
-        endpoint, instance_id, p, res.errors
-    )
-    res.delivery_cpu_ms = _per_op_ms(c0, cpu(), delivered)
-    print(f"[{res.mode}] saturation: {res.deliveries_per_s} deliveries/s", file=sys.stderr)
-    await big.half()
+    sat, sat_cpu = Saturation(), 0.0
+    for k in range(p.rounds):
+        await big.slice()
+        await settle_disk()
+        c0 = cpu()
+        await sat.slice(endpoint, instance_id, p.blast // p.rounds, p, res.errors)
+        c1 = cpu()
+        sat_cpu += (c1 - c0) if c0 is not None and c1 is not None else 0.0
+        print(f"[{res.mode}] round {k + 1} of {p.rounds} done", file=sys.stderr)
+    await big.slice()
+    res.ingest_put_ops, res.deliveries_per_s = sat.put_ops, sat.deliveries_per_s
+    res.delivery_cpu_ms = sat_cpu * 1000 / sat.delivered if sat.delivered and sat_cpu else None
     res.put_ops = big.ops
     res.put_cpu_ms = big.cpu_s * 1000 / big.count if big.count and big.cpu_s else None
     for name, errs in (("put.small", small["errors"]), ("put", big.errors)):
@@ -377,6 +396,7 @@ def table(results: list[ModeResult], p: Params) -> str:
     lines.append(
         f"server processes={p.server_workers} "
         f"workers={p.concurrency} seconds={p.seconds} warmup={p.warmup} blast={p.blast} "
+        f"rounds={p.rounds} "
         f"load={p.load} "
         f"open_seconds={p.open_seconds}; fsync = every commit fsynced (survives an OS crash), "
         "no-fsync = survives kill -9 only"
@@ -397,6 +417,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("-c", "--concurrency", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=4.0, help="each plain PUT measurement")
     ap.add_argument("--blast", type=int, default=300, help="recordings at saturation")
+    ap.add_argument(
+        "--rounds", type=int, default=2, help="saturation slices interleaved with plain PUT ones"
+    )
     ap.add_argument("--warmup", type=int, default=64, help="recordings before timing")
     ap.add_argument("--load", type=float, default=0.5, help="open-loop rate / saturation")
     ap.add_argument("--open-seconds", type=float, default=8.0)
@@ -421,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         concurrency=args.concurrency,
         seconds=args.seconds,
         blast=args.blast,
+        rounds=max(1, args.rounds),
         warmup=args.warmup,
         load=args.load,
         open_seconds=args.open_seconds,
