@@ -25,7 +25,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from kmscore.clock import Clock
 from kmscore.errors import KMSError
@@ -46,7 +46,6 @@ from s3sim.s3.errors import S3Error
 from s3sim.s3.models import SseRequest
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 # How long a claim holds an item (simulated seconds). A 1 MiB delivery takes tens of ms
 # and a GiB-sized one a few seconds, so only a process that died mid-delivery (or a
 # clock advanced past the lease) lets another one take an item over.

@@ -42,7 +42,7 @@ MAX_PUT = 5 * 1024**3
 MAX_METADATA = 2048
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
-READ_TRIES = 3  # a GET that keeps finding its inline blob replaced gives up (SlowDown)
+READ_TRIES = 3  # a GET that keeps finding its blob replaced gives up (SlowDown)
 
 
 def blob_header(kind: str, object_id: str, sse: SseRecord) -> BlobHeader:
