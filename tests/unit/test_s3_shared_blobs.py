@@ -116,3 +116,14 @@ def test_garbage_keeps_the_grace_period_for_several_blobs_only():
     assert calls == [("lone", False), ("p1", True), ("p2", True)]
     release()  # deleted when its reader is done, still at once
     assert calls[-1] == ("pinned", False)
+
+
+async def test_a_copy_whose_source_file_is_gone_answers_slowdown(pair, monkeypatch):
+    one, two = pair
+    await put(one, "src", os.urandom(BIG))
+    stale = one.objects.lookup(ADMIN, "bkt", "src", "s3:GetObject")
+    await put(two, "src", os.urandom(BIG))  # the other process replaces it: file unlinked
+    monkeypatch.setattr(one.objects, "lookup", lambda *a, **kw: stale)
+    with pytest.raises(S3Error) as e:  # no retry in a copy: SDKs retry SlowDown
+        await one.objects.copy(ADMIN, "bkt", "src", "bkt", "dst", sse=SseRequest())
+    assert (e.value.code, e.value.status) == ("SlowDown", 503)
