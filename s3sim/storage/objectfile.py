@@ -1,9 +1,13 @@
 """Encrypted object files (docs/FORMAT.md) streamed to and from a BlobStore.
 
 Writes re-chunk the incoming stream (each byte copied once, into a 1 MiB batch), then
-hash and seal each batch in two executor jobs side by side (hashlib releases the GIL,
-AES does not), one batch in flight while the next one fills, so memory stays flat and
-the event loop never waits on disk, hashing or AES. Reads (objectread.py, re-exported
+hash and seal each batch in two jobs side by side (hashlib releases the GIL, AES does
+not), one batch in flight while the next one fills, so memory stays flat. With fsync the
+seal job (sealing, writing, the final fsync) runs on an executor thread, so the event
+loop never waits on the disk; without, nothing in it waits for the disk and it runs on
+the loop itself: a thread hand-off costs more CPU here than sealing and writing 1 MiB
+into pages the kernel already holds (docs/PERFORMANCE.md, session 7). Hashing always
+runs on a thread. Reads (objectread.py, re-exported
 here) verify the header against what the trusted index says and the file's last chunk
 before returning any byte, then decrypt only the chunks a range needs. Every integrity
 failure is CorruptObject; no unauthenticated byte is ever returned.
@@ -77,8 +81,20 @@ def _batch_bytes(chunk_size: int) -> int:
     return max(chunk_size, BATCH_BYTES // chunk_size * chunk_size)
 
 
-async def _run(executor: Executor | None, fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+def _job(
+    executor: Executor | None, here: bool, fn: Callable[..., T], *args: Any
+) -> asyncio.Future[T]:
+    """`fn(*args)` on an executor thread, or (`here`) at once on the event loop, as a done
+    future either way (its outcome, an exception included, is read when awaited)."""
+    loop = asyncio.get_running_loop()
+    if not here:
+        return loop.run_in_executor(executor, fn, *args)
+    done: asyncio.Future[T] = loop.create_future()
+    try:
+        done.set_result(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - handed to whoever awaits the job
+        done.set_exception(exc)
+    return done
 
 
 class BufferPool:
@@ -247,13 +263,13 @@ async def write_object(
     pool = BufferPool() if buffers is None else buffers
     sealer = _Sealer(store, data_key, full, checksum_algorithms, pool, md5)
     do_fsync = store.fsync if fsync is None else fsync
+    here = not do_fsync  # seal jobs on the loop: none of them waits for the disk
     batch = _batch_bytes(chunk_size)
     fill: bytearray | None = None  # taken only once the body reaches one batch
     small: list[bytes] = []  # until then, the (immutable) pieces themselves
     pos = 0
     busy: bytearray | None = None  # the batch the pending jobs read
     pending: asyncio.Future[Any] | None = None
-    loop = asyncio.get_running_loop()
     try:
         async for piece in chunks:
             if fill is None:
@@ -270,12 +286,10 @@ async def write_object(
                     if pending is not None:
                         await pending
                     data = memoryview(fill)[:batch]
-                    seal = loop.run_in_executor(executor, sealer.seal, data, False, do_fsync, False)
-                    pending = (
-                        asyncio.gather(loop.run_in_executor(executor, sealer.hash, data), seal)
-                        if sealer.hashes
-                        else seal
-                    )
+                    # the hash job first: it runs on a thread beside a seal job on the loop
+                    hashed = _job(executor, False, sealer.hash, data) if sealer.hashes else None
+                    seal = _job(executor, here, sealer.seal, data, False, do_fsync, False)
+                    pending = seal if hashed is None else asyncio.gather(hashed, seal)
                     # the previous batch's jobs are done with their buffer: fill it again
                     busy, fill, pos = fill, busy if busy is not None else pool.take(batch), 0
                 k = min(batch - pos, len(view) - i)
@@ -286,12 +300,12 @@ async def write_object(
         if fill is None and pos <= inline_max:  # no file, no disk: sealed on the loop
             sealed = sealer.seal_inline(_joined(small))
             return _written(sealer, full, inline.new_id(store.rng), sealed)
-        # Off the loop even when small: creating a file took 20 us to 0.9 ms on this
-        # machine's ext4 depending on disk load; inline sealing measured no faster (A/B).
         # A small body is sealed, written and renamed in this one job; a full last batch
-        # is sealed here too (not as its own job followed by an empty final one).
+        # is sealed here too (not as its own job followed by an empty final one). Without
+        # fsync on the loop too, though creating a file takes 20 us to 0.9 ms on this
+        # machine's ext4 depending on churn: measured cheaper overall (session 7).
         last: Buffer = memoryview(fill)[:pos] if fill is not None else _joined(small)
-        blob_id = await _run(executor, sealer.seal, last, True, do_fsync, True)
+        blob_id = await _job(executor, here, sealer.seal, last, True, do_fsync, True)
     except BaseException:
         await _abort(executor, sealer, pending)
         raise

@@ -29,6 +29,9 @@ from typing import TYPE_CHECKING, TypeVar
 from kmscore import envelope as env
 from s3sim.storage.blobstore import BlobStore
 from s3sim.storage.errors import CorruptObject
+from s3sim.storage.readjobs import job as _job
+from s3sim.storage.readjobs import pread as _pread
+from s3sim.storage.readjobs import preadv as _preadv
 
 if TYPE_CHECKING:
     from s3sim.storage.objectfile import ObjectHeader
@@ -39,18 +42,6 @@ RAW_READ = 256 << 10  # file bytes per read syscall of a read job
 INLINE_PLAIN_MAX = 128 << 10  # objects this small are opened on the event loop ...
 INLINE_FILE_MAX = 256 << 10  # ... and files this small are decrypted whole when opened
 T = TypeVar("T")
-
-
-def _pread(fd: int, n: int, offset: int) -> bytes:
-    data = os.pread(fd, n, offset)
-    if len(data) != n:
-        raise env.PayloadError("short read (file changed under the reader?)")
-    return data
-
-
-def _preadv(fd: int, buf: memoryview, offset: int) -> None:
-    if os.preadv(fd, [buf], offset) != len(buf):
-        raise env.PayloadError("short read (file changed under the reader?)")
 
 
 # a file's decoded header, payload keys and offsets: all fixed by its lead and data key
@@ -135,36 +126,44 @@ def _verify_lead(lead: bytes, file_size: int, want: Want) -> _Verified:
     return _Verified(cipher, header, layout, plain, file_size)
 
 
-def _open_sync(store: BlobStore, blob_id: str, want: Want) -> tuple[_Verified, bytes | None]:
+def _open_sync(
+    store: BlobStore, blob_id: str, want: Want, nowait: bool = False
+) -> tuple[_Verified, bytes | None]:
     """Verify a file; a small one (<= INLINE_FILE_MAX) is read whole and decrypted at
     once (its plaintext returned), a big one has only its last chunk checked."""
     fd = store.open_fd(blob_id)
     try:
-        v, plain = _verify_fd(fd, want)
+        v, plain = _verify_fd(fd, want, nowait)
         if plain is None:
-            _check_last(fd, v)
+            _check_last(fd, v, nowait)
         return v, plain
     finally:
         os.close(fd)
 
 
-def _verify_fd(fd: int, want: Want) -> tuple[_Verified, bytes | None]:
+def _verify_fd(fd: int, want: Want, nowait: bool = False) -> tuple[_Verified, bytes | None]:
     """A small file read whole and authenticated; of a big one, only the lead."""
     file_size = os.fstat(fd).st_size
     if file_size <= INLINE_FILE_MAX:
-        return _verify_whole(_pread(fd, file_size, 0), want)
-    n = env.parse_prefix(_pread(fd, env.PREFIX_LEN, 0), file_size)
-    return _verify_lead(_pread(fd, env.PREFIX_LEN + n + env.COMMIT_LEN, 0), file_size, want), None
+        return _verify_whole(_pread(fd, file_size, 0, nowait), want)
+    n = env.parse_prefix(_pread(fd, env.PREFIX_LEN, 0, nowait), file_size)
+    lead = bytes(_pread(fd, env.PREFIX_LEN + n + env.COMMIT_LEN, 0, nowait))
+    return _verify_lead(lead, file_size, want), None
 
 
-def _check_last(fd: int, v: _Verified) -> None:
+def _check_last(fd: int, v: _Verified, nowait: bool = False) -> None:
     last = v.layout.chunk_count(v.size) - 1
     off = v.layout.chunk_offset(last)
-    v.cipher.open_chunk(last, _pread(fd, v.file_size - off, off), True)
+    v.cipher.open_chunk(last, _pread(fd, v.file_size - off, off, nowait), True)
 
 
 def _open_ahead(
-    store: BlobStore, blob_id: str, want: Want, executor: Executor | None, span: tuple[int, int]
+    store: BlobStore,
+    blob_id: str,
+    want: Want,
+    executor: Executor | None,
+    span: tuple[int, int],
+    nowait: bool = False,
 ) -> ObjectReader:
     """Verify a file and decrypt the first batch of plaintext bytes [span) through the
     same descriptor, in one job: reading up to READ_BATCH bytes then takes one thread
@@ -172,10 +171,10 @@ def _open_ahead(
     VM, docs/PERFORMANCE.md, session 6)."""
     fd = store.open_fd(blob_id)
     try:
-        v, plain = _verify_fd(fd, want)
+        v, plain = _verify_fd(fd, want, nowait)
         reader = ObjectReader(store, blob_id, v, plain, executor)
         if plain is None:
-            reader.read_ahead(fd, *span)
+            reader.read_ahead(fd, *span, nowait)
             reader.hold(fd)
             fd = -1
         return reader
@@ -184,10 +183,10 @@ def _open_ahead(
             os.close(fd)
 
 
-def _verify_whole(raw: bytes, want: Want) -> tuple[_Verified, bytes]:
+def _verify_whole(raw: bytes | bytearray, want: Want) -> tuple[_Verified, bytes]:
     """Verify a whole file held in memory and decrypt every chunk of it."""
-    n = env.parse_prefix(raw[: env.PREFIX_LEN], len(raw))
-    v = _verify_lead(raw[: env.PREFIX_LEN + n + env.COMMIT_LEN], len(raw), want)
+    n = env.parse_prefix(bytes(raw[: env.PREFIX_LEN]), len(raw))
+    v = _verify_lead(bytes(raw[: env.PREFIX_LEN + n + env.COMMIT_LEN]), len(raw), want)
     lay, count = v.layout, v.layout.chunk_count(v.size)
     view = memoryview(raw)
     if count == 1:  # every inline blob, most small files
@@ -242,7 +241,9 @@ class ObjectReader:
         """The whole object, when it was authenticated whole at open (a small file)."""
         return self._plain
 
-    def _open_chunks(self, fd: int, first: int, last: int, start: int, end: int) -> bytes:
+    def _open_chunks(
+        self, fd: int, first: int, last: int, start: int, end: int, nowait: bool = False
+    ) -> bytes:
         """Decrypt chunks first..last and keep plaintext bytes [start, end) of the object.
 
         Reads RAW_READ-sized runs of chunks into a pooled buffer and decrypts them into a
@@ -260,7 +261,7 @@ class ObjectReader:
                 stop = min(run + per_read, last + 1)
                 lo = lay.chunk_offset(run)
                 raw = memoryview(buf)[: min(lay.chunk_offset(stop), self.file_size) - lo]
-                _preadv(fd, raw, lo)
+                _preadv(fd, raw, lo, nowait)
                 for i in range(run, stop):
                     ct = raw[(i - run) * lay.stride : (i - run + 1) * lay.stride]
                     p = i * cs - base
@@ -276,18 +277,19 @@ class ObjectReader:
             return out  # type: ignore[return-value]  # bytes-like, never written again
         return bytes(dst[lo_keep:hi_keep])
 
-    def read_ahead(self, fd: int, start: int, end: int) -> None:
+    def read_ahead(self, fd: int, start: int, end: int, nowait: bool = False) -> None:
         """Decrypt now, through `fd` (the verified file), the first batch of what
         iter_range(start, end) will read; the last chunk is authenticated first (or
         with the batch, when it holds it). An empty or invalid span reads nothing."""
         if not 0 <= start < end <= self.size:
-            _check_last(fd, self._verified())
+            _check_last(fd, self._verified(), nowait)
             return
         span = self._layout.chunk_range_for(start, end, self.size)
         hi = min(span.first + self._step - 1, span.last)
         if hi != self._last:
-            _check_last(fd, self._verified())
-        self._ahead = (start, end, hi + 1, self._open_chunks(fd, span.first, hi, start, end))
+            _check_last(fd, self._verified(), nowait)
+        batch = self._open_chunks(fd, span.first, hi, start, end, nowait)
+        self._ahead = (start, end, hi + 1, batch)
 
     def _verified(self) -> _Verified:
         return _Verified(self._cipher, self.header, self._layout, self.size, self.file_size)
@@ -342,8 +344,7 @@ class ObjectReader:
         self, fd: int, first: int, last: int, step: int, start: int, end: int
     ) -> asyncio.Future[bytes]:
         hi = min(first + step - 1, last)
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, self._open_chunks, fd, first, hi, start, end)
+        return _job(self._executor, self._open_chunks, fd, first, hi, start, end)
 
     async def _guard(self, job: Awaitable[T]) -> T:
         try:  # shielded: a cancelled reader must not close the fd under a running job
@@ -404,11 +405,9 @@ async def open_object(
         if size is not None and size <= INLINE_PLAIN_MAX:
             parts = _open_sync(store, blob_id, want)
         elif span is not None:
-            job = (_open_ahead, store, blob_id, want, executor, span)
-            return await asyncio.get_running_loop().run_in_executor(executor, *job)
+            return await _job(executor, _open_ahead, store, blob_id, want, executor, span)
         else:
-            loop = asyncio.get_running_loop()
-            parts = await loop.run_in_executor(executor, _open_sync, store, blob_id, want)
+            parts = await _job(executor, _open_sync, store, blob_id, want)
     return ObjectReader(store, blob_id, *parts, executor)
 
 

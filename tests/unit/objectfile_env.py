@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from pathlib import Path
@@ -41,3 +42,16 @@ async def read_all(store, blob_id, header=HDR, key=KEY, start=0, end=None) -> by
 
 def files(store) -> list[str]:
     return sorted(p.name for p in store.root.rglob("*") if p.is_file())
+
+
+def executor_jobs(monkeypatch) -> list[str]:
+    """The names of the functions the event loop hands to its executor, in order."""
+    names: list[str] = []
+    real = asyncio.BaseEventLoop.run_in_executor
+
+    def counting(self, executor, fn, *args):
+        names.append(fn.__name__)
+        return real(self, executor, fn, *args)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", counting)
+    return names

@@ -1,9 +1,10 @@
 """s3sim.storage.objectread: a reader opened for a span reads that span's first batch in
-the job that verifies the file (one thread hand-off for a read of up to READ_BATCH)."""
+the job that verifies the file: for a read of up to READ_BATCH, one job, run on the event
+loop when the page cache holds the file (s3sim/storage/readjobs.py), else one thread
+hand-off."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 
@@ -13,7 +14,7 @@ from kmscore import envelope as env
 from s3sim.storage import objectfile as of
 from s3sim.storage import objectread
 from s3sim.storage.errors import CorruptObject
-from tests.unit.objectfile_env import CS, HDR, KEY, make_store, write
+from tests.unit.objectfile_env import CS, HDR, KEY, executor_jobs, make_store, write
 
 BATCH = objectread.READ_BATCH
 
@@ -23,38 +24,59 @@ def store(tmp_path):
     return make_store(tmp_path)
 
 
-def jobs(monkeypatch) -> list[str]:
-    """The names of the functions the event loop hands to its executor, in order."""
-    names: list[str] = []
-    real = asyncio.BaseEventLoop.run_in_executor
+def evict(path) -> None:
+    """Drop a file's pages from the page cache (written back first), or skip the test
+    where this file system keeps them (tmpfs)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+        except BlockingIOError:
+            return
+    finally:
+        os.close(fd)
+    pytest.skip("this file system keeps the file in memory")
 
-    def counting(self, executor, fn, *args):
-        names.append(fn.__name__)
-        return real(self, executor, fn, *args)
 
-    monkeypatch.setattr(asyncio.BaseEventLoop, "run_in_executor", counting)
-    return names
-
-
-async def test_a_read_of_one_batch_takes_one_job(store, monkeypatch):
+@pytest.mark.parametrize("cached", [True, False])
+async def test_a_read_of_one_batch_takes_one_job(store, monkeypatch, cached):
     data = os.urandom(BATCH)  # a 1 MiB recording: the delivery's read
     w = await write(store, data)
-    names = jobs(monkeypatch)
+    if not cached:
+        evict(store.path(w.blob_id))
+    names = executor_jobs(monkeypatch)
     reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=(0, len(data)))
     store.delete(w.blob_id)  # read already: the open job decrypted every chunk
     assert b"".join([c async for c in reader.iter_range(0, len(data))]) == data
-    assert names == ["_open_ahead"]
+    assert names == ([] if cached else ["_open_ahead"])  # on the loop, or on a thread
     assert reader.chunks_opened == BATCH // CS
 
 
-async def test_without_a_span_the_file_is_read_when_iterated(store, monkeypatch):
+@pytest.mark.parametrize("cached", [True, False])
+async def test_without_a_span_the_file_is_read_when_iterated(store, monkeypatch, cached):
     data = os.urandom(BATCH)
     w = await write(store, data)
-    names = jobs(monkeypatch)
+    if not cached:
+        evict(store.path(w.blob_id))
+    names = executor_jobs(monkeypatch)
     reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data))
     assert reader.chunks_opened == 0
     assert b"".join([c async for c in reader.iter_range(0, len(data))]) == data
-    assert names == ["_open_sync", "_open_fd", "_open_chunks"]
+    # verifying reads the lead and the last chunk, which brings their pages in
+    assert names == (["_open_fd"] if cached else ["_open_sync", "_open_fd", "_open_chunks"])
+
+
+async def test_a_batch_partly_cached_is_read_on_a_thread(store, monkeypatch):
+    data = os.urandom(3 * BATCH)
+    w = await write(store, data)
+    reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=(0, len(data)))
+    evict(store.path(w.blob_id))  # the batches after the first one: on the disk only
+    names = executor_jobs(monkeypatch)
+    assert b"".join([c async for c in reader.iter_range(0, len(data))]) == data
+    assert names == ["_open_chunks", "_open_chunks"]
+    assert reader.chunks_opened == 3 * BATCH // CS
 
 
 async def test_a_longer_read_goes_on_from_the_batch_read_ahead(store, monkeypatch):
@@ -107,7 +129,7 @@ async def test_the_reader_keeps_its_verified_file_open_until_closed(store, monke
     before = len(os.listdir("/proc/self/fd"))
     reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=(0, len(data)))
     store.delete(w.blob_id, grace=False)  # unlinked: the reader reads the file it verified
-    names = jobs(monkeypatch)
+    names = executor_jobs(monkeypatch)
     for _ in range(2):  # each read takes its own descriptor; the reader keeps its own
         assert b"".join([c async for c in reader.iter_range(0, len(data))]) == data
     assert "_open_fd" not in names  # no hand-off to open the file again

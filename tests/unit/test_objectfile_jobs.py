@@ -1,0 +1,58 @@
+"""s3sim.storage.objectfile: where a write's jobs run. Without fsync the seal jobs
+(sealing, writing) run on the event loop, none of them waiting for the disk; with fsync on
+executor threads; hashing always on a thread, beside the seal job of its batch."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from s3sim.storage import objectfile as of
+from s3sim.storage.blobstore import BlobStore
+from tests.unit.objectfile_env import executor_jobs, make_store, read_all, seeded_rng, write
+
+BATCH = of.BATCH_BYTES
+
+
+@pytest.mark.parametrize("size", [5, BATCH, 3 * BATCH + 5])
+async def test_without_fsync_and_md5_a_write_takes_no_thread(tmp_path, monkeypatch, size):
+    store = make_store(tmp_path)
+    data = os.urandom(size)
+    names = executor_jobs(monkeypatch)
+    w = await write(store, data, md5=False)
+    assert names == []
+    assert await read_all(store, w.blob_id) == data
+
+
+async def test_without_fsync_only_the_hashing_runs_on_threads(tmp_path, monkeypatch):
+    store = make_store(tmp_path)
+    data = os.urandom(3 * BATCH + 5)
+    names = executor_jobs(monkeypatch)
+    w = await write(store, data)
+    assert names == ["hash"] * 3  # the last, short batch is hashed with its seal
+    assert w.md5_hex == hashlib.md5(data).hexdigest()
+    assert await read_all(store, w.blob_id) == data
+
+
+async def test_with_fsync_every_seal_job_runs_on_a_thread(tmp_path, monkeypatch):
+    store = BlobStore(tmp_path / "blobs", fsync=True, rng=seeded_rng())
+    data = os.urandom(2 * BATCH + 5)
+    names = executor_jobs(monkeypatch)
+    w = await write(store, data, md5=False)
+    assert names == ["seal"] * 3
+    assert await read_all(store, w.blob_id) == data
+
+
+async def test_a_seal_that_fails_on_the_loop_leaves_nothing(tmp_path, monkeypatch):
+    store = make_store(tmp_path)
+    data = os.urandom(2 * BATCH + 5)
+
+    def full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(of.BlobWriter, "writev", full)
+    with pytest.raises(OSError):
+        await write(store, data, md5=False)
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
