@@ -1,4 +1,4 @@
-"""Smoke tests of scripts/bench_pipeline.py and scripts/bench_list.py: each runs against a
+"""Smoke tests of scripts/bench_pipeline.py, bench_list.py and ingest_legs.py: each runs against a
 real server with tiny parameters and prints its table; verdicts follow the figures."""
 
 import subprocess
@@ -78,3 +78,13 @@ def test_bench_list_verdict_follows_the_ratio():
 
 def test_bench_list_rejects_bad_arguments():
     assert _run("bench_list.py", "--runs", "0").returncode == 2
+
+
+def test_ingest_legs_tiny_run_prints_each_leg():
+    args = ("--rounds", "1", "--count", "6", "--seconds", "0.3", "--size", "64KiB")
+    done = _run("ingest_legs.py", *args)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = _row(done.stdout, "0")
+    put, staging, delivery = (float(v) for v in row[:3])
+    assert put > 0 and staging > 0 and delivery > 0
+    assert len(row) == 3, row  # every staged recording delivered, no errors
