@@ -6,11 +6,12 @@ not), one batch in flight while the next one fills, so memory stays flat. With f
 seal job (sealing, writing, the final fsync) runs on an executor thread, so the event
 loop never waits on the disk; without, nothing in it waits for the disk and it runs on
 the loop itself: a thread hand-off costs more CPU here than sealing and writing 1 MiB
-into pages the kernel already holds (docs/PERFORMANCE.md, session 7). Hashing always
-runs on a thread. Reads (objectread.py, re-exported
-here) verify the header against what the trusted index says and the file's last chunk
-before returning any byte, then decrypt only the chunks a range needs. Every integrity
-failure is CorruptObject; no unauthenticated byte is ever returned.
+into pages the kernel already holds (docs/PERFORMANCE.md, session 7). A full batch's
+hash job always runs on a thread (the last batch is hashed in its seal job). Reads
+(objectread.py, re-exported here) verify the header against what the trusted index says
+and the file's last chunk before returning any byte, then decrypt only the chunks a
+range needs. Every integrity failure is CorruptObject; no unauthenticated byte is ever
+returned.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from s3sim.storage.objectread import (  # noqa: F401 - the read side's public na
     read_object,
     read_small,
 )
+from s3sim.storage.readjobs import at_once
 
 Buffer = bytes | bytearray | memoryview
 BATCH_BYTES = 1 << 20  # plaintext per write job
@@ -84,17 +86,10 @@ def _batch_bytes(chunk_size: int) -> int:
 def _job(
     executor: Executor | None, here: bool, fn: Callable[..., T], *args: Any
 ) -> asyncio.Future[T]:
-    """`fn(*args)` on an executor thread, or (`here`) at once on the event loop, as a done
-    future either way (its outcome, an exception included, is read when awaited)."""
-    loop = asyncio.get_running_loop()
-    if not here:
-        return loop.run_in_executor(executor, fn, *args)
-    done: asyncio.Future[T] = loop.create_future()
-    try:
-        done.set_result(fn(*args))
-    except Exception as exc:  # noqa: BLE001 - handed to whoever awaits the job
-        done.set_exception(exc)
-    return done
+    """`fn(*args)` on an executor thread, or (`here`) at once on the event loop."""
+    if here:
+        return at_once(fn, *args)
+    return asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
 
 class BufferPool:

@@ -43,18 +43,24 @@ def preadv(fd: int, buf: memoryview, offset: int, nowait: bool = False) -> None:
         raise env.PayloadError("short read (file changed under the reader?)")
 
 
+def at_once(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """`fn(*args)` now, on the event loop, as a done future (its outcome, an exception
+    included, is read when awaited): a job's result where the caller expects a future."""
+    done: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    try:
+        done.set_result(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - handed to whoever awaits the job
+        done.set_exception(exc)
+    return done
+
+
 def job(executor: Executor | None, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     """Run a read job now, on the event loop, if every byte it reads is in the page cache
     (its reads ask for RWF_NOWAIT); else on an executor thread, from its start again (a
     read job changes nothing before its last read). As a future either way. A thread
     hand-off costs more CPU here than reading and decrypting 1 MiB from the page cache
     (docs/PERFORMANCE.md, sessions 6 and 7); the loop never waits for the disk."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[T] = loop.create_future()
-    try:
-        done.set_result(fn(*args, True))
-    except WouldBlock:
-        return loop.run_in_executor(executor, fn, *args, False)
-    except Exception as exc:  # noqa: BLE001 - handed to whoever awaits the job
-        done.set_exception(exc)
+    done = at_once(fn, *args, True)
+    if isinstance(done.exception(), WouldBlock):
+        return asyncio.get_running_loop().run_in_executor(executor, fn, *args, False)
     return done
