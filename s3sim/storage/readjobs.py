@@ -11,6 +11,7 @@ cache (docs/PERFORMANCE.md, sessions 6 and 7).
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 from kmscore import envelope as env
 
 T = TypeVar("T")
+_NOWAIT = getattr(os, "RWF_NOWAIT", 0)  # Linux 4.14 and later
 
 
 class WouldBlock(Exception):
@@ -32,11 +34,18 @@ def pread(fd: int, n: int, offset: int, nowait: bool = False) -> bytearray:
 
 
 def preadv(fd: int, buf: memoryview, offset: int, nowait: bool = False) -> None:
-    """Fill `buf`; `nowait`: only from the page cache (RWF_NOWAIT), else WouldBlock."""
+    """Fill `buf`; `nowait`: only from the page cache (RWF_NOWAIT), else WouldBlock (also
+    where the system cannot tell: no RWF_NOWAIT, or a file system that refuses it)."""
+    if nowait and not _NOWAIT:
+        raise WouldBlock
     try:
-        n = os.preadv(fd, [buf], offset, os.RWF_NOWAIT if nowait else 0)
+        n = os.preadv(fd, [buf], offset, _NOWAIT if nowait else 0)
     except BlockingIOError:
         raise WouldBlock from None
+    except OSError as e:
+        if nowait and e.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise WouldBlock from None
+        raise
     if n != len(buf):
         if nowait:  # some of it is cached, or the file is short: the thread tells which
             raise WouldBlock

@@ -5,6 +5,7 @@ hand-off."""
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 
@@ -12,7 +13,7 @@ import pytest
 
 from kmscore import envelope as env
 from s3sim.storage import objectfile as of
-from s3sim.storage import objectread
+from s3sim.storage import objectread, readjobs
 from s3sim.storage.errors import CorruptObject
 from tests.unit.objectfile_env import CS, HDR, KEY, executor_jobs, make_store, write
 
@@ -137,3 +138,24 @@ async def test_the_reader_keeps_its_verified_file_open_until_closed(store, monke
     reader.close()
     reader.close()  # twice is harmless
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize("refusal", ["EOPNOTSUPP", "EINVAL", "no RWF_NOWAIT"])
+async def test_without_nowait_reads_every_read_runs_on_a_thread(store, monkeypatch, refusal):
+    data = os.urandom(2 * BATCH + 5)
+    w = await write(store, data)
+    real = os.preadv
+
+    def refusing(fd, buffers, offset, flags=0):
+        if flags:  # a file system (or kernel) that cannot serve reads without waiting
+            raise OSError(getattr(errno, refusal), refusal)
+        return real(fd, buffers, offset)
+
+    if refusal == "no RWF_NOWAIT":
+        monkeypatch.setattr(readjobs, "_NOWAIT", 0)
+    else:
+        monkeypatch.setattr(os, "preadv", refusing)
+    names = executor_jobs(monkeypatch)
+    reader = await of.open_object(store, w.blob_id, KEY, HDR, len(data), span=(0, len(data)))
+    assert b"".join([c async for c in reader.iter_range(0, len(data))]) == data
+    assert names == ["_open_ahead", "_open_chunks", "_open_chunks"]
