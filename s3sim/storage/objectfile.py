@@ -1,8 +1,9 @@
 """Encrypted object files (docs/FORMAT.md) streamed to and from a BlobStore.
 
-Writes re-chunk the incoming stream (each byte copied once, into a 1 MiB batch), then
-hash and seal each batch in two jobs side by side (hashlib releases the GIL, AES does
-not), one batch in flight while the next one fills, so memory stays flat. With fsync the
+Writes re-chunk the incoming stream (each byte copied at most once, into a 1 MiB batch;
+a whole batch inside one piece is sealed where it is), then hash and seal each batch in
+two jobs side by side (hashlib releases the GIL, AES does not), one batch in flight
+while the next one fills, so memory stays flat. With fsync the
 seal job (sealing, writing, the final fsync) runs on an executor thread, so the event
 loop never waits on the disk; without, nothing in it waits for the disk and it runs on
 the loop itself: a thread hand-off costs more CPU here than sealing and writing 1 MiB
@@ -240,6 +241,8 @@ async def write_object(
 ) -> WrittenObject:
     """Encrypt a plaintext stream into a new committed blob; nothing is left on failure.
 
+    `chunks` must not change a piece once it yielded it: a whole batch inside one piece
+    is sealed from it, maybe on a thread after the next piece came.
     `buffers` lends batch buffers across writes (a fresh pool per call without it).
     `md5=False`: no MD5 at all (md5_hex None), for objects whose ETag is not one.
     `inline_max`: a body of at most this many bytes is sealed in memory, on the loop, and
@@ -260,46 +263,49 @@ async def write_object(
     do_fsync = store.fsync if fsync is None else fsync
     here = not do_fsync  # seal jobs on the loop: none of them waits for the disk
     batch = _batch_bytes(chunk_size)
-    fill: bytearray | None = None  # taken only once the body reaches one batch
+    fill: bytearray | None = None  # taken only once a batch is to be copied together
     small: list[bytes] = []  # until then, the (immutable) pieces themselves
+    lent: memoryview | None = None  # a whole batch inside one piece: sealed from there
     pos = 0
     busy: bytearray | None = None  # the batch the pending jobs read
     pending: asyncio.Future[Any] | None = None
     try:
         async for piece in chunks:
-            if fill is None:
-                if pos + len(piece) < batch:
-                    small.append(piece if type(piece) is bytes else bytes(piece))
-                    pos += len(piece)
-                    continue
-                fill = pool.take(batch)
-                _gather_into(fill, small)
-                small = []
             view, i = memoryview(piece), 0
+            if fill is None and lent is None and pos + len(view) < batch:
+                small.append(piece if type(piece) is bytes else bytes(piece))
+                pos += len(view)
+                continue
             while i < len(view):  # a huge piece becomes several bounded jobs
                 if pos == batch:  # a full batch and more to come: seal it, fill another
                     if pending is not None:
                         await pending
-                    data = memoryview(fill)[:batch]
-                    # the hash job first: it runs on a thread beside a seal job on the loop
-                    hashed = _job(executor, False, sealer.hash, data) if sealer.hashes else None
-                    seal = _job(executor, here, sealer.seal, data, False, do_fsync, False)
-                    pending = seal if hashed is None else asyncio.gather(hashed, seal)
-                    # the previous batch's jobs are done with their buffer: fill it again
-                    busy, fill, pos = fill, busy if busy is not None else pool.take(batch), 0
+                    data = lent if lent is not None else memoryview(fill)[:batch]
+                    pending = _seal_batch(executor, here, sealer, data, do_fsync)
+                    if lent is None:  # the previous batch's jobs are done with their buffer
+                        busy, fill = fill, busy if busy is not None else pool.take(batch)
+                    lent, pos = None, 0
+                if pos == 0 and len(view) - i >= batch:
+                    # a whole batch inside one piece is sealed from there, not copied
+                    lent, pos, i = view[i : i + batch], batch, i + batch
+                    continue
+                if fill is None:
+                    fill = pool.take(batch)
+                    _gather_into(fill, small)
+                    small = []
                 k = min(batch - pos, len(view) - i)
                 fill[pos : pos + k] = view[i : i + k]
                 pos, i = pos + k, i + k
         if pending is not None:
             await pending
-        if fill is None and pos <= inline_max:  # no file, no disk: sealed on the loop
+        if fill is None and lent is None and pos <= inline_max:  # no file, no disk
             sealed = sealer.seal_inline(_joined(small))
             return _written(sealer, full, inline.new_id(store.rng), sealed)
         # A small body is sealed, written and renamed in this one job; a full last batch
         # is sealed here too (not as its own job followed by an empty final one). Without
         # fsync on the loop too, though creating a file takes 20 us to 0.9 ms on this
         # machine's ext4 depending on churn: measured cheaper overall (session 7).
-        last: Buffer = memoryview(fill)[:pos] if fill is not None else _joined(small)
+        last: Buffer = _last_batch(lent, fill, pos, small)
         blob_id = await _job(executor, here, sealer.seal, last, True, do_fsync, True)
     except BaseException:
         await _abort(executor, sealer, pending)
@@ -309,6 +315,24 @@ async def write_object(
             pool.give(buf)
     assert blob_id is not None
     return _written(sealer, full, blob_id)
+
+
+def _seal_batch(
+    executor: Executor | None, here: bool, sealer: _Sealer, data: memoryview, fsync: bool
+) -> asyncio.Future[Any]:
+    """A full batch that is not the last: its hash job on a thread (submitted first, so it
+    runs beside a seal job on the loop) and its seal job, as one future."""
+    hashed = _job(executor, False, sealer.hash, data) if sealer.hashes else None
+    seal = _job(executor, here, sealer.seal, data, False, fsync, False)
+    return seal if hashed is None else asyncio.gather(hashed, seal)
+
+
+def _last_batch(
+    lent: memoryview | None, fill: bytearray | None, pos: int, small: list[bytes]
+) -> Buffer:
+    if lent is not None:
+        return lent
+    return memoryview(fill)[:pos] if fill is not None else _joined(small)
 
 
 def _written(

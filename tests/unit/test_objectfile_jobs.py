@@ -11,7 +11,16 @@ import pytest
 
 from s3sim.storage import objectfile as of
 from s3sim.storage.blobstore import BlobStore
-from tests.unit.objectfile_env import executor_jobs, make_store, read_all, seeded_rng, write
+from tests.unit.objectfile_env import (
+    CS,
+    HDR,
+    KEY,
+    executor_jobs,
+    make_store,
+    read_all,
+    seeded_rng,
+    write,
+)
 
 BATCH = of.BATCH_BYTES
 
@@ -56,3 +65,49 @@ async def test_a_seal_that_fails_on_the_loop_leaves_nothing(tmp_path, monkeypatc
     with pytest.raises(OSError):
         await write(store, data, md5=False)
     assert [p for p in store.root.rglob("*") if p.is_file()] == []
+
+
+class CountingPool(of.BufferPool):
+    def __init__(self) -> None:
+        super().__init__()
+        self.taken = 0
+
+    def take(self, n: int) -> bytearray:
+        self.taken += 1
+        return super().take(n)
+
+
+async def pieced(data: bytes, sizes: list[int]):
+    pos = 0
+    for n in sizes:
+        yield data[pos : pos + n]
+        pos += n
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [BATCH],
+        [BATCH, BATCH, 5],
+        [3 * BATCH + 7],
+        [5, BATCH, BATCH],
+        [BATCH, 5, BATCH - 5, BATCH],
+        [BATCH - 1, 1, BATCH],
+    ],
+)
+async def test_whole_batches_in_a_piece_are_sealed_where_they_are(tmp_path, fsync, sizes):
+    store = BlobStore(tmp_path / "blobs", fsync=fsync, rng=seeded_rng())
+    data = os.urandom(sum(sizes))
+    pool = CountingPool()
+    w = await of.write_object(
+        store, pieced(data, sizes), KEY, HDR, chunk_size=CS, buffers=pool, md5=True
+    )
+    assert w.md5_hex == hashlib.md5(data).hexdigest()
+    assert await read_all(store, w.blob_id) == data
+    if sizes == [BATCH]:
+        assert pool.taken == 1  # the sealed output's buffer only: nothing was copied
+    elif sizes == [3 * BATCH + 7]:
+        assert pool.taken == 2  # and one batch buffer, for the 7 bytes after three batches
+    else:
+        assert pool.taken >= 2
