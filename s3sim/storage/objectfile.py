@@ -3,16 +3,15 @@
 Writes re-chunk the incoming stream (each byte copied at most once, into a 1 MiB batch;
 a whole batch inside one piece is sealed where it is), then hash and seal each batch in
 two jobs side by side (hashlib releases the GIL, AES does not), one batch in flight
-while the next one fills, so memory stays flat. With fsync the
-seal job (sealing, writing, the final fsync) runs on an executor thread, so the event
-loop never waits on the disk; without, nothing in it waits for the disk and it runs on
-the loop itself: a thread hand-off costs more CPU here than sealing and writing 1 MiB
-into pages the kernel already holds (docs/PERFORMANCE.md, session 7). A full batch's
-hash job always runs on a thread (the last batch is hashed in its seal job). Reads
-(objectread.py, re-exported here) verify the header against what the trusted index says
-and the file's last chunk before returning any byte, then decrypt only the chunks a
-range needs. Every integrity failure is CorruptObject; no unauthenticated byte is ever
-returned.
+while the next one fills, so memory stays flat. With fsync the seal job (sealing,
+writing, the final fsync) runs on an executor thread, so the event loop never waits on
+the disk; without, nothing in it waits for the disk and it runs on the loop itself: a
+thread hand-off costs more CPU here than sealing and writing 1 MiB into pages the kernel
+already holds (docs/PERFORMANCE.md, session 7). A full batch's hash job always runs on a
+thread (the last batch is hashed in its seal job). Reads (objectread.py, re-exported
+here) verify the header against what the trusted index says and the file's last chunk
+before returning any byte, then decrypt only the chunks a range needs. Every integrity
+failure is CorruptObject; no unauthenticated byte is ever returned.
 """
 
 from __future__ import annotations
