@@ -1,6 +1,8 @@
-"""s3sim.storage.objectfile: where a write's jobs run. Without fsync the seal jobs
-(sealing, writing) run on the event loop, none of them waiting for the disk; with fsync on
-executor threads; hashing always on a thread, beside the seal job of its batch."""
+"""s3sim.storage.objectfile: where a write's jobs run, and what it copies. Without fsync
+the seal jobs (sealing, writing) run on the event loop, none of them waiting for the disk;
+with fsync on executor threads; a full batch's hashing on a thread beside its seal job
+(the last batch is hashed in its seal job). A whole batch inside one piece is sealed from
+the piece, not copied into a batch buffer."""
 
 from __future__ import annotations
 
