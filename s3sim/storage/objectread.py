@@ -185,7 +185,7 @@ def _open_ahead(
 
 def _verify_whole(raw: bytes | bytearray, want: Want) -> tuple[_Verified, bytes]:
     """Verify a whole file held in memory and decrypt every chunk of it."""
-    n = env.parse_prefix(bytes(raw[: env.PREFIX_LEN]), len(raw))
+    n = env.parse_prefix(raw[: env.PREFIX_LEN], len(raw))
     v = _verify_lead(bytes(raw[: env.PREFIX_LEN + n + env.COMMIT_LEN]), len(raw), want)
     lay, count = v.layout, v.layout.chunk_count(v.size)
     view = memoryview(raw)
