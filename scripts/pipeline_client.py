@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.error
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 
@@ -81,13 +83,20 @@ class Ingester:
             self.clients.put_nowait(client)
 
 
-async def pipeline_items(client: AwsClient, instance_id: str) -> list[dict]:
-    resp, _ = await client.send(
-        "GET", f"/_s3sim/connect/instances/{instance_id}/items", sign=False, keep_body=True
-    )
-    if resp.status != 200:
-        raise RuntimeError(f"pipeline view: HTTP {resp.status}")
-    return json.loads(resp.body)["Items"]
+async def pipeline_items(endpoint: str, instance_id: str) -> list[dict]:
+    """Every item of the instance, read whole: the load generator's connection keeps at most
+    1 MiB of a body (~1,500 items), so this one harness read goes through the standard
+    library, on a thread."""
+    url = f"{endpoint.rstrip('/')}/_s3sim/connect/instances/{instance_id}/items"
+
+    def read() -> list[dict]:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                return json.load(resp)["Items"]
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"pipeline view: HTTP {exc.code}") from None
+
+    return await asyncio.to_thread(read)
 
 
 async def status_counts(client: AwsClient, instance_id: str) -> dict[str, int]:
@@ -115,7 +124,7 @@ async def wait_delivered(
             if pending == 0 and counts.get("DELIVERED", 0) >= len(contacts):
                 break
             await asyncio.sleep(0.05)
-        items = {i["ContactId"]: i for i in await pipeline_items(client, instance_id)}
+        items = {i["ContactId"]: i for i in await pipeline_items(endpoint, instance_id)}
         return {c: items[c] for c in contacts if c in items}
     finally:
         client.conn.close()

@@ -1,8 +1,10 @@
 """Smoke tests of scripts/bench_pipeline.py, bench_list.py and ingest_legs.py: each runs against a
 real server with tiny parameters and prints its table; verdicts follow the figures."""
 
+import asyncio
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -10,6 +12,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import bench_list  # noqa: E402
 import bench_pipeline  # noqa: E402
+import pipeline_client as pc  # noqa: E402
 
 
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -88,3 +91,28 @@ def test_ingest_legs_tiny_run_prints_each_leg():
     put, staging, delivery = (float(v) for v in row[:3])
     assert put > 0 and staging > 0 and delivery > 0
     assert len(row) == 3, row  # every staged recording delivered, no errors
+
+
+def test_pipeline_view_over_a_mebibyte_is_read_whole(server):
+    """The harness's read of the pipeline view is not cut at the load generator's 1 MiB."""
+    n = 1800
+
+    async def run() -> tuple[str, set[str], list[dict]]:
+        _, instance_id = await bench_pipeline.setup(server.endpoint)
+        ingest = pc.Ingester(server.endpoint, instance_id, 1, 8)
+        try:
+            await ingest.blast(n, 8)
+        finally:
+            ingest.close()
+        assert ingest.errors == {} and ingest.put_done == n
+        return (
+            instance_id,
+            set(ingest.started),
+            await pc.pipeline_items(server.endpoint, instance_id),
+        )
+
+    instance_id, contacts, items = asyncio.run(run())
+    url = f"{server.endpoint}/_s3sim/connect/instances/{instance_id}/items"
+    with urllib.request.urlopen(url) as resp:
+        assert len(resp.read()) > 1 << 20  # more than the load generator keeps
+    assert len(items) == n and {i["ContactId"] for i in items} == contacts
