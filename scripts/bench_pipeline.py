@@ -72,6 +72,7 @@ class Params:
     max_open: int = 400
     timeout_s: float = 120.0
     server_workers: int = 2
+    server_args: tuple[str, ...] = ()  # more `s3sim serve` arguments, e.g. delivery parallelism
 
 
 @dataclass
@@ -320,7 +321,7 @@ def bench_mode(mode: str, tmp: Path, p: Params) -> ModeResult:
     data.mkdir()
     cmd = python_cmd("-m", "s3sim", "serve", "--host", "127.0.0.1", "--port", str(port))
     cmd += ["--data-dir", str(data), "--fsync" if mode == "fsync" else "--no-fsync"]
-    cmd += ["--workers", str(p.server_workers)]
+    cmd += ["--workers", str(p.server_workers), *p.server_args]
     srv = ServerProcess(f"s3sim-{mode}", cmd, port, "/_s3sim/health", tmp / f"{mode}.log")
     try:
         srv.start()
@@ -395,7 +396,8 @@ def table(results: list[ModeResult], p: Params) -> str:
     ]
     lines.append(
         f"server processes={p.server_workers} "
-        f"workers={p.concurrency} seconds={p.seconds} warmup={p.warmup} blast={p.blast} "
+        + (f"server args={' '.join(p.server_args)} " if p.server_args else "")
+        + f"workers={p.concurrency} seconds={p.seconds} warmup={p.warmup} blast={p.blast} "
         f"rounds={p.rounds} "
         f"load={p.load} "
         f"open_seconds={p.open_seconds}; fsync = every commit fsynced (survives an OS crash), "
@@ -428,6 +430,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--server-workers", type=int, default=2, help="`s3sim serve --workers` (default 2)"
     )
+    ap.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra `s3sim serve` argument (repeatable): --server-arg=--connect-max-parallel=16",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     bad = [m for m in args.modes.split(",") if m not in ("fsync", "no-fsync")]
@@ -451,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         max_open=args.max_open,
         timeout_s=args.timeout,
         server_workers=args.server_workers,
+        server_args=tuple(args.server_arg),
     )
     with tempfile.TemporaryDirectory(prefix="bench_pipeline_") as tmp:
         results = [bench_mode(m, Path(tmp), p) for m in args.modes.split(",")]

@@ -2,7 +2,8 @@
 """Where a recording's server CPU goes: the plain PUT, the staging PUT alone, the delivery
 alone, measured in turns against one server.
 
-One `s3sim serve --workers 2 --no-fsync --connect-delivery-delay <hold>` on a free port and
+One `s3sim serve --workers 2 --no-fsync --connect-delivery-delay <hold>` (`--fsync`: every
+commit fsynced instead) on a free port and
 a temp data dir (server CPU summed over its processes, from /proc). Setup as in
 bench_pipeline.py (a customer key, the delivery bucket, an instance). Then, `--rounds`
 times:
@@ -17,7 +18,7 @@ Each round uses a fresh instance (and key). Each figure is server CPU millisecon
 operation. A diagnostic, not a target: the
 ingest target itself is bench_pipeline.py's.
 
-    python scripts/ingest_legs.py [--rounds 3] [--count 150] [--seconds 3] [--size 1MiB]
+    python scripts/ingest_legs.py [--rounds 3] [--count 150] [--seconds 3] [--size 1MiB] [--fsync]
 """
 
 from __future__ import annotations
@@ -95,12 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=150, help="recordings per round")
     ap.add_argument("--seconds", type=float, default=3.0, help="plain PUT per round")
     ap.add_argument("--size", type=parse_size, default=1 << 20)
+    ap.add_argument("--fsync", action="store_true", help="the server fsyncs every commit")
     a = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ingest-legs-") as tmp:
         port = free_port()
         serve = ["-m", "s3sim", "serve", "--host", "127.0.0.1", "--port", str(port)]
         serve += ["--data-dir", str(Path(tmp) / "data")]
-        serve += ["--workers", "2", "--no-fsync", "--log-level", "WARNING"]
+        serve += ["--workers", "2", "--fsync" if a.fsync else "--no-fsync"]
+        serve += ["--log-level", "WARNING"]
         serve += ["--connect-delivery-delay", str(HOLD_S)]
         srv = ServerProcess("s3sim", python_cmd(*serve), port=port, ready_path="/_s3sim/health")
         srv.start()

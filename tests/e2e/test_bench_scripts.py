@@ -30,9 +30,11 @@ def test_bench_pipeline_tiny_run_prints_its_table():
         "bench_pipeline.py",
         *("--modes", "no-fsync", "--seconds", "0.3", "--blast", "4", "--warmup", "2"),
         *("--open-seconds", "0.3", "--size", "64KiB", "--small", "1KiB"),
+        "--server-arg=--connect-max-parallel=3",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
+    assert "server args=--connect-max-parallel=3 " in out
     assert _row(out, "measurement") == ["no-fsync", "target"]
     deliveries = _row(out, "64KiB deliveries/s (saturation)")[0]
     assert float(deliveries.replace(",", "")) > 0
@@ -84,7 +86,7 @@ def test_bench_list_rejects_bad_arguments():
 
 
 def test_ingest_legs_tiny_run_prints_each_leg():
-    args = ("--rounds", "1", "--count", "6", "--seconds", "0.3", "--size", "64KiB")
+    args = ("--rounds", "1", "--count", "6", "--seconds", "0.3", "--size", "64KiB", "--fsync")
     done = _run("ingest_legs.py", *args)
     assert done.returncode == 0, done.stderr[-2000:]
     row = _row(done.stdout, "0")
@@ -116,3 +118,9 @@ def test_pipeline_view_over_a_mebibyte_is_read_whole(server):
     with urllib.request.urlopen(url) as resp:
         assert len(resp.read()) > 1 << 20  # more than the load generator keeps
     assert len(items) == n and {i["ContactId"] for i in items} == contacts
+
+
+def test_bench_pipeline_hands_server_args_to_the_server():
+    done = _run("bench_pipeline.py", "--modes", "no-fsync", "--server-arg=--no-such-flag")
+    assert "no-fsync: not started" in done.stdout
+    assert "unrecognized arguments: --no-such-flag" in done.stdout
