@@ -122,5 +122,5 @@ def test_pipeline_view_over_a_mebibyte_is_read_whole(server):
 
 def test_bench_pipeline_hands_server_args_to_the_server():
     done = _run("bench_pipeline.py", "--modes", "no-fsync", "--server-arg=--no-such-flag")
-    assert "no-fsync: not started" in done.stdout
+    assert done.returncode == 1 and "no-fsync: not started" in done.stdout
     assert "unrecognized arguments: --no-such-flag" in done.stdout
