@@ -24,7 +24,7 @@ timestamps are the server's wall clock (microseconds; the simulated clock is not
 so no per-item polling loads the server while it is measured.
 
     python scripts/bench_pipeline.py [--modes no-fsync,fsync] [--seconds 4] [--blast 300]
-        [--rounds 2] [--warmup 64] [--json] [--server-workers 2]
+        [--rounds 2] [--warmup 64] [--json] [--server-workers 2] [--server-arg=--flag=value]
 """
 
 from __future__ import annotations
