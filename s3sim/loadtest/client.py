@@ -63,6 +63,25 @@ def error_code(resp: Response) -> str:
     return amz.split(":", 1)[0] if amz else f"HTTP{resp.status}"
 
 
+def error_message(resp: Response) -> str:
+    """The AWS error message of a failed response: S3 XML <Message>, JSON message/Message,
+    else the body's first 200 characters on one line."""
+    body = resp.body
+    if body[:1] == b"{":
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            msg = doc.get("message") or doc.get("Message")
+            if isinstance(msg, str):
+                return msg
+    msg = xml_value(body, "Message")
+    if msg is not None:
+        return msg
+    return " ".join(body[:200].decode("utf-8", "replace").split())
+
+
 def xml_value(body: bytes, tag: str) -> str | None:
     m = re.search(_XML_TAG.format(tag), body.decode("utf-8", "replace"))
     return m.group(1) if m else None

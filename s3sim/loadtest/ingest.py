@@ -19,7 +19,13 @@ from collections.abc import Sequence
 from s3sim.loadtest.body import BodyPool
 from s3sim.loadtest.client import AwsClient, RequestFailed
 from s3sim.loadtest.stats import Recorder
-from s3sim.loadtest.workloads import STAGING_BUCKET, SetupError, WorkloadConfig, recorded
+from s3sim.loadtest.workloads import (
+    STAGING_BUCKET,
+    SetupError,
+    WorkloadConfig,
+    recorded,
+    setup_failure,
+)
 
 PUT_ROW = "ingest.put"
 DELIVERED_ROW = "delivered"
@@ -131,5 +137,4 @@ async def create_instance(client: AwsClient, cfg: WorkloadConfig) -> str:
 
 def _check(resp, what: str) -> None:
     if resp.status >= 300:
-        text = resp.body[:300].decode("utf-8", "replace")
-        raise SetupError(f"{what} failed: HTTP {resp.status} {text}")
+        raise setup_failure(f"{what} failed", resp)

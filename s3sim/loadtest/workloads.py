@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from s3sim.loadtest.body import BodyPool
-from s3sim.loadtest.client import AwsClient, RequestFailed, error_code, sse_headers, xml_value
+from s3sim.loadtest.client import (
+    AwsClient,
+    RequestFailed,
+    error_code,
+    error_message,
+    sse_headers,
+    xml_value,
+)
 from s3sim.loadtest.rawhttp import Response
 from s3sim.loadtest.sizes import SizeDist
 from s3sim.loadtest.stats import Recorder
@@ -58,9 +65,9 @@ async def recorded(rec: Recorder, name: str, call, nbytes: int | None = None) ->
     return resp
 
 
-def _setup_failure(what: str, resp: Response) -> SetupError:
-    text = resp.body[:300].decode("utf-8", "replace")
-    return SetupError(f"{what}: HTTP {resp.status} {error_code(resp)} {text}")
+def setup_failure(what: str, resp: Response) -> SetupError:
+    """One line: what failed, the HTTP status, AWS's error code and message."""
+    return SetupError(f"{what}: HTTP {resp.status} {error_code(resp)}: {error_message(resp)}")
 
 
 class S3Workload:
@@ -80,7 +87,7 @@ class S3Workload:
         except RequestFailed as exc:
             raise SetupError(f"endpoint unreachable: {exc}") from exc
         if failed is not None:
-            raise _setup_failure(f"cannot create bucket {self.cfg.bucket}", failed)
+            raise setup_failure(f"cannot create bucket {self.cfg.bucket}", failed)
         if self.cfg.name in ("get", "mixed") and self.cfg.populate:
             await self._populate(clients)
 
@@ -95,7 +102,7 @@ class S3Workload:
                 body = self.pool.chunks(self.cfg.sizes.pick(rng), i)
                 resp, _ = await client.put_object(self.cfg.bucket, key, body, self.sse)
                 if resp.status >= 300:
-                    raise _setup_failure(f"cannot write {key}", resp)
+                    raise setup_failure(f"cannot write {key}", resp)
 
         try:
             await asyncio.gather(*(fill(c) for c in clients[:16]))
@@ -171,7 +178,7 @@ class KmsWorkload:
         except RequestFailed as exc:
             raise SetupError(f"endpoint unreachable: {exc}") from exc
         if resp.status != 200:
-            raise _setup_failure("CreateKey failed", resp)
+            raise setup_failure("CreateKey failed", resp)
         self.key_id = json.loads(resp.body)["KeyMetadata"]["Arn"]
 
     async def op(self, client: AwsClient, rng: random.Random, rec: Recorder) -> None:

@@ -59,8 +59,13 @@ async def test_wrong_secret_is_counted_as_signature_error(endpoint):
     await run_load(make_workload(WorkloadConfig(name="put", bucket="lt-sig")), good, None)
     bad = RunConfig(endpoint=endpoint, count=5, creds=Credentials(secret_key="wrong"))
     cfg = WorkloadConfig(name="get", bucket="lt-sig", keys=1)
-    with pytest.raises(SetupError, match="SignatureDoesNotMatch"):
+    with pytest.raises(SetupError, match="SignatureDoesNotMatch") as failed:
         await run_load(make_workload(cfg), bad, None)
+    # one line: the status, AWS's code and its message, not the XML document
+    assert "HTTP 403 SignatureDoesNotMatch: The request signature we calculated" in str(
+        failed.value
+    )
+    assert "\n" not in str(failed.value) and "<" not in str(failed.value)
 
 
 async def test_ingest_delivers(endpoint):

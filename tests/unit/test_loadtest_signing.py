@@ -7,7 +7,7 @@ import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
 
-from s3sim.loadtest.client import error_code, sse_headers
+from s3sim.loadtest.client import error_code, error_message, sse_headers
 from s3sim.loadtest.rawhttp import Response
 from s3sim.loadtest.signing import UNSIGNED_PAYLOAD, Signer, canonical_query, uri_encode_path
 
@@ -76,6 +76,21 @@ def test_error_code_from_xml_json_and_status():
     js = Response(400, {}, b'{"__type":"com.amazonaws.kms#NotFoundException","message":"m"}', 9)
     assert error_code(js) == "NotFoundException"
     assert error_code(Response(404, {}, b"", 0)) == "HTTP404"
+
+
+def test_error_message_from_xml_json_else_the_body_on_one_line():
+    xml = b"<Error><Code>SlowDown</Code><Message>Reduce your rate.</Message></Error>"
+    assert error_message(Response(503, {}, xml, len(xml))) == "Reduce your rate."
+    js = b'{"__type":"NotFoundException","message":"Alias alias/x is not found."}'
+    assert error_message(Response(400, {}, js, len(js))) == "Alias alias/x is not found."
+    js2 = b'{"__type":"ResourceNotFoundException","Message":"No instance"}'
+    assert error_message(Response(404, {}, js2, len(js2))) == "No instance"
+    html = b"<html>\n  <body>Bad\r\n Gateway</body>\n</html>" + b"x" * 300
+    assert error_message(Response(502, {}, html, len(html))).startswith(
+        "<html> <body>Bad Gateway</body> </html>xxx"
+    )
+    assert len(error_message(Response(502, {}, html, len(html)))) <= 200
+    assert error_message(Response(500, {}, b"", 0)) == ""
 
 
 def test_sse_headers():
