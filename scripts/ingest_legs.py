@@ -2,11 +2,10 @@
 """Where a recording's server CPU goes: the plain PUT, the staging PUT alone, the delivery
 alone, measured in turns against one server.
 
-One `s3sim serve --workers 2 --no-fsync --connect-delivery-delay <hold>` (`--fsync`: every
-commit fsynced instead) on a free port and
-a temp data dir (server CPU summed over its processes, from /proc). Setup as in
-bench_pipeline.py (a customer key, the delivery bucket, an instance). Then, `--rounds`
-times:
+One `s3sim serve --workers 2 --no-fsync --connect-delivery-delay <hold>` (with `--fsync`:
+every commit fsynced instead) on a free port and a temp data dir (server CPU summed over
+its processes, from /proc). Setup as in bench_pipeline.py (a customer key, the delivery
+bucket, an instance). Then, `--rounds` times:
 
 1. plain PUT: 1 MiB objects, SSE-KMS under the customer key, closed loop, `--seconds`;
 2. staging PUT: `--count` recordings into `connect-staging`; none is delivered (the

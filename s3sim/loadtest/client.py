@@ -51,14 +51,10 @@ def error_code(resp: Response) -> str:
     m = _XML_CODE.search(body)
     if m:
         return m.group(1).decode("utf-8", "replace")
-    if body[:1] == b"{":
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            doc = {}
-        code = doc.get("__type") or doc.get("code") or doc.get("Code")
-        if isinstance(code, str) and code:
-            return code.rsplit("#", 1)[-1]
+    doc = _json_error(body)
+    code = doc.get("__type") or doc.get("code") or doc.get("Code")
+    if isinstance(code, str) and code:
+        return code.rsplit("#", 1)[-1]
     amz = resp.headers.get("x-amzn-errortype")
     return amz.split(":", 1)[0] if amz else f"HTTP{resp.status}"
 
@@ -67,19 +63,24 @@ def error_message(resp: Response) -> str:
     """The AWS error message of a failed response: S3 XML <Message>, JSON message/Message,
     else the body's first 200 characters on one line."""
     body = resp.body
-    if body[:1] == b"{":
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict):
-            msg = doc.get("message") or doc.get("Message")
-            if isinstance(msg, str):
-                return msg
+    msg = (doc := _json_error(body)).get("message") or doc.get("Message")
+    if isinstance(msg, str):
+        return msg
     msg = xml_value(body, "Message")
     if msg is not None:
         return msg
     return " ".join(body[:200].decode("utf-8", "replace").split())
+
+
+def _json_error(body: bytes) -> dict:
+    """A JSON error document's fields; empty when the body is not a JSON object."""
+    if body[:1] != b"{":
+        return {}
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def xml_value(body: bytes, tag: str) -> str | None:
