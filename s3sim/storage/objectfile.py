@@ -38,10 +38,13 @@ from s3sim.storage.objectread import (  # noqa: F401 - the read side's public na
     read_object,
     read_small,
 )
-from s3sim.storage.readjobs import at_once
 
 Buffer = bytes | bytearray | memoryview
 BATCH_BYTES = 1 << 20  # plaintext per write job
+# Plaintext sealed and written per step of a seal job; on the event loop the job yields
+# between steps. Sealing 1 MiB at once and writing it in one call cost 1.5-3 ms more per
+# recording: the copy into new page-cache memory (docs/PERFORMANCE.md, session 8).
+SLICE = 256 << 10
 SMALL_OUT = 256 << 10  # sealed output up to this size gets its own exact-size buffer
 T = TypeVar("T")
 
@@ -83,12 +86,8 @@ def _batch_bytes(chunk_size: int) -> int:
     return max(chunk_size, BATCH_BYTES // chunk_size * chunk_size)
 
 
-def _job(
-    executor: Executor | None, here: bool, fn: Callable[..., T], *args: Any
-) -> asyncio.Future[T]:
-    """`fn(*args)` on an executor thread, or (`here`) at once on the event loop."""
-    if here:
-        return at_once(fn, *args)
+def _job(executor: Executor | None, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """`fn(*args)` on an executor thread."""
     return asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
 
@@ -150,6 +149,7 @@ class _Sealer:
         self.cipher = env.PayloadCipher(data_key, prefix + self.header_bytes, header.salt)
         self.lead = prefix + self.header_bytes + self.cipher.commitment
         self.cs = header.chunk_size
+        self.step = max(self.cs, SLICE // self.cs * self.cs)  # whole chunks per step
         algs = tuple(algs)
         self.hasher = MultiHasher(algs) if md5 else _NoMd5(algs)
         self.hashes = md5 or bool(algs)  # anything to compute at all
@@ -174,12 +174,15 @@ class _Sealer:
             if hash_too:
                 self.hasher.update(view)
             self.size += len(view)
-            sealed = self._seal_into(view, final)
-            if self.writer is None:
-                self.writer = self.store.create()
-                self.writer.writev([self.lead, sealed])
-            else:
-                self.writer.write(sealed)
+            step = self.step
+            for start in range(0, max(len(view), 1), step):
+                part = view[start : start + step]
+                sealed = self._seal_into(part, final and start + step >= len(view))
+                if self.writer is None:
+                    self.writer = self.store.create()
+                    self.writer.writev([self.lead, sealed])
+                else:
+                    self.writer.write(sealed)
             if not final:
                 return None
             self.closed = True
@@ -281,6 +284,8 @@ async def write_object(
                         await pending
                     data = lent if lent is not None else memoryview(fill)[:batch]
                     pending = _seal_batch(executor, here, sealer, data, do_fsync)
+                    if here:  # its seal job: on the loop, a step at a time
+                        await _seal_here(sealer, data, False, do_fsync, False)
                     if lent is None:  # the previous batch's jobs are done with their buffer
                         busy, fill = fill, busy if busy is not None else pool.take(batch)
                     lent, pos = None, 0
@@ -305,7 +310,10 @@ async def write_object(
         # fsync on the loop too, though creating a file takes 20 us to 0.9 ms on this
         # machine's ext4 depending on churn: measured cheaper overall (session 7).
         last: Buffer = _last_batch(lent, fill, pos, small)
-        blob_id = await _job(executor, here, sealer.seal, last, True, do_fsync, True)
+        if here:
+            blob_id = await _seal_here(sealer, last, True, do_fsync, True)
+        else:
+            blob_id = await _job(executor, sealer.seal, last, True, do_fsync, True)
     except BaseException:
         await _abort(executor, sealer, pending)
         raise
@@ -318,12 +326,32 @@ async def write_object(
 
 def _seal_batch(
     executor: Executor | None, here: bool, sealer: _Sealer, data: memoryview, fsync: bool
-) -> asyncio.Future[Any]:
-    """A full batch that is not the last: its hash job on a thread (submitted first, so it
-    runs beside a seal job on the loop) and its seal job, as one future."""
-    hashed = _job(executor, False, sealer.hash, data) if sealer.hashes else None
-    seal = _job(executor, here, sealer.seal, data, False, fsync, False)
+) -> asyncio.Future[Any] | None:
+    """A full batch that is not the last: its hash job on a thread and, unless `here` (the
+    caller then runs it on the loop, beside the hash job: `_seal_here`), its seal job,
+    as one future."""
+    hashed = _job(executor, sealer.hash, data) if sealer.hashes else None
+    if here:
+        return hashed
+    seal = _job(executor, sealer.seal, data, False, fsync, False)
     return seal if hashed is None else asyncio.gather(hashed, seal)
+
+
+async def _seal_here(
+    sealer: _Sealer, data: Buffer, final: bool, fsync: bool, hash_too: bool
+) -> str | None:
+    """`sealer.seal` on the event loop one step at a time, letting other requests run
+    between steps: a 1 MiB write into new page-cache memory takes up to ~3 ms here, and
+    requests queued behind whole ones waited that long each (docs/PERFORMANCE.md,
+    session 8)."""
+    view = memoryview(data)
+    step = sealer.step
+    start = 0
+    while len(view) - start > step:
+        sealer.seal(view[start : start + step], False, fsync, hash_too)
+        start += step
+        await asyncio.sleep(0)
+    return sealer.seal(view[start:], final, fsync, hash_too)
 
 
 def _last_batch(

@@ -51,7 +51,10 @@ async def test_round_trip(store, cs, n):
     assert reader.size == n
 
 
-async def test_huge_pieces_are_split_into_bounded_jobs(store, monkeypatch):
+@pytest.mark.parametrize("fsync", [True, False])
+async def test_huge_pieces_are_split_into_bounded_jobs(store, monkeypatch, fsync):
+    """With fsync a job per batch (on a thread); without, each job runs on the loop one
+    step (SLICE) at a time."""
     sizes: list[int] = []
     real = of._Sealer.seal
 
@@ -65,15 +68,19 @@ async def test_huge_pieces_are_split_into_bounded_jobs(store, monkeypatch):
     async def one_piece():
         yield data
 
-    w = await of.write_object(store, one_piece(), KEY, HDR)
-    assert sizes == [of.BATCH_BYTES] * 5 + [3]
+    w = await of.write_object(store, one_piece(), KEY, HDR, fsync=fsync)
+    per_batch = [of.BATCH_BYTES] if fsync else [of.SLICE] * (of.BATCH_BYTES // of.SLICE)
+    assert sizes == per_batch * 5 + [3]
     assert w.md5_hex == hashlib.md5(data).hexdigest()
     assert await read_all(store, w.blob_id) == data
 
 
+@pytest.mark.parametrize("fsync", [True, False])
 @pytest.mark.parametrize("batches", [1, 2])
 @pytest.mark.parametrize("piece", [4096, 10_000, 1 << 20])
-async def test_exact_batch_multiple_ends_in_one_final_job(store, monkeypatch, batches, piece):
+async def test_exact_batch_multiple_ends_in_one_final_job(
+    store, monkeypatch, batches, piece, fsync
+):
     calls: list[tuple[int, bool]] = []
     real = of._Sealer.seal
 
@@ -83,8 +90,10 @@ async def test_exact_batch_multiple_ends_in_one_final_job(store, monkeypatch, ba
 
     monkeypatch.setattr(of._Sealer, "seal", spy)
     data = os.urandom(batches * of.BATCH_BYTES)
-    w = await write(store, data, cs=env.DEFAULT_CHUNK_SIZE, piece=piece)
-    assert calls == [(of.BATCH_BYTES, False)] * (batches - 1) + [(of.BATCH_BYTES, True)]
+    w = await write(store, data, cs=env.DEFAULT_CHUNK_SIZE, piece=piece, fsync=fsync)
+    job = of.BATCH_BYTES if fsync else of.SLICE  # without fsync, seal calls are loop steps
+    n = batches * of.BATCH_BYTES // job
+    assert calls == [(job, False)] * (n - 1) + [(job, True)]
     assert w.md5_hex == hashlib.md5(data).hexdigest()
     assert store.path(w.blob_id).stat().st_size == w.file_size
     assert env.Layout(w.header_len, w.chunk_size).file_size(len(data)) == w.file_size

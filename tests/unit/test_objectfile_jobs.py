@@ -1,16 +1,19 @@
 """s3sim.storage.objectfile: where a write's jobs run, and what it copies. Without fsync
 the seal jobs (sealing, writing) run on the event loop, none of them waiting for the disk;
 with fsync on executor threads; a full batch's hashing on a thread beside its seal job
-(the last batch is hashed in its seal job). A whole batch inside one piece is sealed from
-the piece, not copied into a batch buffer."""
+(the last batch is hashed in its seal job). A job seals and writes one step (SLICE) at a
+time, and on the loop lets other tasks run between steps. A whole batch inside one piece
+is sealed from the piece, not copied into a batch buffer."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 
 import pytest
 
+from kmscore import envelope as env
 from s3sim.storage import objectfile as of
 from s3sim.storage.blobstore import BlobStore
 from tests.unit.objectfile_env import (
@@ -113,3 +116,46 @@ async def test_whole_batches_in_a_piece_are_sealed_where_they_are(tmp_path, fsyn
         assert pool.taken == 2  # and one batch buffer, for the 7 bytes after three batches
     else:
         assert pool.taken >= 2
+
+
+async def test_a_write_on_the_loop_lets_other_tasks_run_between_its_steps(tmp_path):
+    store = make_store(tmp_path)
+    data = os.urandom(BATCH)  # one job of BATCH // SLICE steps
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def one_piece():
+        yield data
+
+    task = asyncio.get_running_loop().create_task(ticker())
+    await asyncio.sleep(0)
+    before = ticks
+    w = await of.write_object(store, one_piece(), KEY, HDR, md5=False)
+    task.cancel()
+    assert ticks - before >= BATCH // of.SLICE - 1
+    assert await read_all(store, w.blob_id) == data
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+async def test_each_write_call_carries_at_most_one_step(tmp_path, monkeypatch, fsync):
+    """Sealed and written a step at a time: no write(2) of a whole 1 MiB batch."""
+    store = make_store(tmp_path)
+    sizes: list[int] = []
+    real = of.BlobWriter.writev
+
+    def spy(self, buffers):
+        sizes.append(sum(len(b) for b in buffers))
+        return real(self, buffers)
+
+    monkeypatch.setattr(of.BlobWriter, "writev", spy)
+    data = os.urandom(2 * BATCH + 5)
+    w = await write(store, data, cs=env.DEFAULT_CHUNK_SIZE, piece=BATCH, fsync=fsync)
+    sealed_step = of.SLICE + of.SLICE // env.DEFAULT_CHUNK_SIZE * env.TAG_LEN
+    assert len(sizes) == 2 * BATCH // of.SLICE + 1
+    assert max(sizes[1:]) == sealed_step and sizes[0] > sealed_step  # the first has the lead
+    assert await read_all(store, w.blob_id) == data
