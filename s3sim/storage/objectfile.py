@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -41,10 +42,13 @@ from s3sim.storage.objectread import (  # noqa: F401 - the read side's public na
 
 Buffer = bytes | bytearray | memoryview
 BATCH_BYTES = 1 << 20  # plaintext per write job
-# Plaintext sealed and written per step of a seal job; on the event loop the job yields
-# between steps. Sealing 1 MiB at once and writing it in one call cost 1.5-3 ms more per
-# recording: the copy into new page-cache memory (docs/PERFORMANCE.md, session 8).
+# A seal job seals and writes this much plaintext per step, in both modes. Sealed and
+# written 1 MiB at a time, the copy into page-cache memory was the largest cost of an
+# ingest (23% of all samples; 3-5% in 256 KiB steps: docs/PERFORMANCE.md, session 8).
 SLICE = 256 << 10
+# On the event loop a job lets other tasks run between steps once it held the loop this
+# long, so a request behind it waits for a step or two, not a whole job.
+LOOP_TURN_S = 0.0005
 SMALL_OUT = 256 << 10  # sealed output up to this size gets its own exact-size buffer
 T = TypeVar("T")
 
@@ -341,16 +345,18 @@ async def _seal_here(
     sealer: _Sealer, data: Buffer, final: bool, fsync: bool, hash_too: bool
 ) -> str | None:
     """`sealer.seal` on the event loop one step at a time, letting other requests run
-    between steps: a 1 MiB write into new page-cache memory takes up to ~3 ms here, and
-    requests queued behind whole ones waited that long each (docs/PERFORMANCE.md,
-    session 8)."""
+    between steps (every LOOP_TURN_S): a 1 MiB job takes up to ~3 ms here, and requests
+    queued behind whole jobs waited that long each (docs/PERFORMANCE.md, session 8)."""
     view = memoryview(data)
     step = sealer.step
     start = 0
+    turn = time.perf_counter()
     while len(view) - start > step:
         sealer.seal(view[start : start + step], False, fsync, hash_too)
         start += step
-        await asyncio.sleep(0)
+        if time.perf_counter() - turn >= LOOP_TURN_S:
+            await asyncio.sleep(0)
+            turn = time.perf_counter()
     return sealer.seal(view[start:], final, fsync, hash_too)
 
 

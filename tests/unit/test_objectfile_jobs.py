@@ -2,7 +2,8 @@
 the seal jobs (sealing, writing) run on the event loop, none of them waiting for the disk;
 with fsync on executor threads; a full batch's hashing on a thread beside its seal job
 (the last batch is hashed in its seal job). A job seals and writes one step (SLICE) at a
-time, and on the loop lets other tasks run between steps. A whole batch inside one piece
+time, and on the loop lets other tasks run between steps once it held the loop for
+LOOP_TURN_S. A whole batch inside one piece
 is sealed from the piece, not copied into a batch buffer."""
 
 from __future__ import annotations
@@ -118,7 +119,12 @@ async def test_whole_batches_in_a_piece_are_sealed_where_they_are(tmp_path, fsyn
         assert pool.taken >= 2
 
 
-async def test_a_write_on_the_loop_lets_other_tasks_run_between_its_steps(tmp_path):
+@pytest.mark.parametrize("turn_s", [0.0, 3600.0])
+async def test_a_write_on_the_loop_lets_other_tasks_run_between_its_steps(
+    tmp_path, monkeypatch, turn_s
+):
+    """After each step that ends LOOP_TURN_S or more after the loop was last let go."""
+    monkeypatch.setattr(of, "LOOP_TURN_S", turn_s)
     store = make_store(tmp_path)
     data = os.urandom(BATCH)  # one job of BATCH // SLICE steps
     ticks = 0
@@ -137,7 +143,10 @@ async def test_a_write_on_the_loop_lets_other_tasks_run_between_its_steps(tmp_pa
     before = ticks
     w = await of.write_object(store, one_piece(), KEY, HDR, md5=False)
     task.cancel()
-    assert ticks - before >= BATCH // of.SLICE - 1
+    if turn_s:
+        assert ticks == before  # the whole job in one turn
+    else:
+        assert ticks - before >= BATCH // of.SLICE - 1
     assert await read_all(store, w.blob_id) == data
 
 
