@@ -42,7 +42,9 @@ def _engine_store(
     generation is delivered. A trashed 1 MiB recording, by contrast, is written back to
     disk for nothing (measured: 15-20% more server CPU per recording). With `spares` the
     deleted file becomes a spare that the next blob, staged or delivered, is written
-    into (s3sim/storage/spares.py): that reader fails the same way."""
+    into (s3sim/storage/spares.py); with fsync it is kept in place for this process's
+    next staged blob (storage/blobstore.py, "kept files"): that reader fails the same
+    way (the blob's header names another item)."""
     from s3sim.s3.engine import EngineStore
 
     return EngineStore(
@@ -51,7 +53,7 @@ def _engine_store(
         fsync=fsync,
         sweep=sweep,
         spares=spares,
-        give_spares=spares is not None,
+        give_spares=True,
         fan_out_ahead=True,  # every recording writes here: no mkdir on the ingest path
     )
 

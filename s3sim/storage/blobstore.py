@@ -11,6 +11,15 @@ a reader in another process that found the blob in the index just before the del
 can still open it there. Each process pins the blobs its own readers use (s3/blobs.py);
 the grace period stands in for pins across processes. `delete(..., grace=False)` skips
 it, for blobs whose readers keep them open from the moment they verified them.
+
+Kept files (with fsync, in a store whose deleted blobs nobody reads: Connect's staging):
+a deleted blob's file stays where it is, and a later blob of the same process is written
+into it in place under the same id (overwritten from its first byte, truncated to what
+was written, fsynced); nothing is renamed, so no directory changes and no OS crash can
+leave a file under two names (which rules out spare files with fsync, spares.py). Until
+the new blob's commit names it, such a file is unreferenced: a crash leaves an orphan
+for the startup sweep. A file whose write is aborted is removed. At most KEEP_CAP per
+process; those left at exit are orphans too.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from s3sim.storage.errors import InvalidBlobId, MissingBlob, StorageError
 from s3sim.storage.spares import Spares
 
 ID_BYTES = 16
+KEEP_CAP = 64  # kept files per store and process
 _ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -83,6 +93,9 @@ class BlobStore:
         # never with fsync: an OS crash could then leave one file under two names (spares.py)
         self._spares = None if fsync else spares
         self._give = self._spares if give_spares and not grace_seconds else None
+        # with fsync, deleted files are kept in place for the next blobs instead
+        self._kept: list[str] | None = [] if give_spares and fsync and not grace_seconds else None
+        self._kept_lock = threading.Lock()
         # not with fsync: a writer could find its directory made but not yet synced
         self._fan_out_ahead = fan_out_ahead and not fsync
         self._grace = grace_seconds
@@ -112,11 +125,31 @@ class BlobStore:
         if self._fan_out_ahead:
             self._fan_out_ahead = False
             threading.Thread(target=self._fan_out_quietly, name="blob-dirs", daemon=True).start()
+        while (kept := self._take_kept()) is not None:
+            with contextlib.suppress(FileNotFoundError):  # else: gone since, take another
+                return BlobWriter(self, kept, in_place=True)
         for _ in range(4):
             blob_id = self.new_id()
             if not os.path.exists(self.path_str(blob_id)):
                 return BlobWriter(self, blob_id)
         raise StorageError("blob ids keep colliding: is the rng random?")
+
+    def _take_kept(self) -> str | None:
+        if not self._kept:
+            return None
+        with self._kept_lock:
+            return self._kept.pop() if self._kept else None
+
+    def _keep(self, blob_id: str) -> bool:
+        """Keep a deleted blob's file for reuse in place (see the module docstring)."""
+        assert self._kept is not None
+        with self._kept_lock:
+            if len(self._kept) >= KEEP_CAP or blob_id in self._kept:
+                return False
+            if not os.path.isfile(self.path_str(blob_id)):
+                return False
+            self._kept.append(blob_id)
+            return True
 
     def open_read(self, blob_id: str) -> BinaryIO:
         try:
@@ -145,6 +178,8 @@ class BlobStore:
         False if it was already gone."""
         path = self.path_str(blob_id)
         if self._give is not None and self._give.give(path, blob_id):
+            return True
+        if self._kept is not None and self._keep(blob_id):
             return True
         try:
             if self._grace and grace:
@@ -236,11 +271,18 @@ class BlobStore:
 class BlobWriter:
     """One blob being written. Use as a context manager: an exception aborts it."""
 
-    def __init__(self, store: BlobStore, blob_id: str) -> None:
+    def __init__(self, store: BlobStore, blob_id: str, in_place: bool = False) -> None:
+        """`in_place`: `blob_id` names a kept file, written over where it is (raises
+        FileNotFoundError if it is gone)."""
         self.store = store
         self.blob_id = blob_id
         self.final = store.path_str(blob_id)
-        self.temp, fd, self._new_dir, self._spare = store._open_temp(blob_id)
+        self._in_place = in_place
+        if in_place:
+            self.temp, self._new_dir, self._spare = self.final, False, True
+            fd = os.open(self.final, os.O_WRONLY | _CLOEXEC)
+        else:
+            self.temp, fd, self._new_dir, self._spare = store._open_temp(blob_id)
         self._fd: int | None = fd
         self.size = 0
         self.committed = False
@@ -274,8 +316,10 @@ class BlobWriter:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(self.temp, self.final)
         self.committed = True
+        if self._in_place:  # its name was made durable when the file was first written
+            return self.blob_id
+        os.replace(self.temp, self.final)
         if durable:
             _fsync_dir(os.path.dirname(self.final))
             if self._new_dir:

@@ -113,7 +113,7 @@ def test_take_fails_softly_across_file_systems(tmp_path):
 def test_a_store_with_fsync_neither_gives_nor_takes(tmp_path):
     spares, giver, _ = stores(tmp_path)
     synced = BlobStore(tmp_path / "s", fsync=True, spares=spares, give_spares=True)
-    assert synced.delete(blob(synced, b"object")) and len(spares) == 0  # unlinked
+    assert synced.delete(blob(synced, b"object")) and len(spares) == 0  # kept in place
     giver.delete(blob(giver, b"old"))  # a spare, from a store without fsync
     assert len(spares) == 1
     blob(synced, b"new")
