@@ -12,7 +12,7 @@ item was delivered); any store may take one. A spare holds ciphertext of a blob 
 gone, never plaintext, and is overwritten from its first byte (the writer truncates it
 to what it wrote). Not with fsync: without a journal, a rename that recycled a file
 could reach the disk after the write that reused it, and an OS crash could then leave
-one file under two names.
+one file under two names (with fsync, storage/blobstore.py keeps files in place instead).
 
 Each process keeps its own list of the spares it gave; taking one is a rename, which
 fails harmlessly if the file went away. At most `cap` spares per process, each at most
