@@ -10,17 +10,7 @@ import pytest
 
 from s3sim.storage import blobstore as bs
 from s3sim.storage.blobstore import BlobStore
-
-
-def blob(store: BlobStore, data: bytes) -> str:
-    with store.create() as w:
-        w.write(data)
-        return w.commit()
-
-
-def content(store: BlobStore, blob_id: str) -> bytes:
-    with open(store.path_str(blob_id), "rb") as f:
-        return f.read()
+from tests.unit.blob_env import blob, content
 
 
 def files(store: BlobStore) -> list[str]:

@@ -6,17 +6,7 @@ import os
 
 from s3sim.storage.blobstore import BlobStore
 from s3sim.storage.spares import Spares
-
-
-def blob(store: BlobStore, data: bytes) -> str:
-    with store.create() as w:
-        w.write(data)
-        return w.commit()
-
-
-def content(store: BlobStore, blob_id: str) -> bytes:
-    with open(store.path_str(blob_id), "rb") as f:
-        return f.read()
+from tests.unit.blob_env import blob, content
 
 
 def stores(tmp_path, **kw) -> tuple[Spares, BlobStore, BlobStore]:
