@@ -16,7 +16,8 @@ Kept files (with fsync, in a store whose deleted blobs nobody reads: Connect's s
 a deleted blob's file stays where it is, and a later blob of the same process is written
 into it in place under the same id (overwritten from its first byte, truncated to what
 was written, fsynced); nothing is renamed, so no directory changes and no OS crash can
-leave a file under two names (which rules out spare files with fsync, spares.py). Until
+leave a file under two names (which rules out spare files with fsync, spares.py); its
+name is durable since its first commit (such a store commits every blob with fsync). Until
 the new blob's commit names it, such a file is unreferenced: a crash leaves an orphan
 for the startup sweep. A file whose write is aborted is removed. At most KEEP_CAP per
 process; those left at exit are orphans too.
@@ -316,10 +317,11 @@ class BlobWriter:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        self.committed = True
         if self._in_place:  # its name was made durable when the file was first written
+            self.committed = True
             return self.blob_id
         os.replace(self.temp, self.final)
+        self.committed = True
         if durable:
             _fsync_dir(os.path.dirname(self.final))
             if self._new_dir:
