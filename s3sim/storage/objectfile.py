@@ -7,7 +7,9 @@ while the next one fills, so memory stays flat. With fsync the seal job (sealing
 writing, the final fsync) runs on an executor thread, so the event loop never waits on
 the disk; without, nothing in it waits for the disk and it runs on the loop itself: a
 thread hand-off costs more CPU here than sealing and writing 1 MiB into pages the kernel
-already holds (docs/PERFORMANCE.md, session 7). A full batch's hash job always runs on a
+already holds (docs/PERFORMANCE.md, session 7). Either way a seal job seals and writes
+SLICE bytes of plaintext per step, and on the loop lets other tasks run between steps
+every LOOP_TURN_S (session 8). A full batch's hash job always runs on a
 thread (the last batch is hashed in its seal job). Reads (objectread.py, re-exported
 here) verify the header against what the trusted index says and the file's last chunk
 before returning any byte, then decrypt only the chunks a range needs. Every integrity
