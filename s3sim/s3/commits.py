@@ -10,13 +10,15 @@ conditional check raised (`Index.put_objects`). Measured: docs/PERFORMANCE.md, s
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from s3sim.s3.blobs import Garbage
 from s3sim.s3.errors import S3Error
 from s3sim.storage.index import Index, ObjectPut, ObjectRow
 
 Outcome = asyncio.Future[ObjectRow | None]
+# a queued put: its outcome, and the blob its row names when the writer settles it
+Queued = tuple[ObjectPut, Outcome, str | None]
 
 
 class Commits:
@@ -25,8 +27,9 @@ class Commits:
     def __init__(self, index: Index, garbage: Garbage) -> None:
         self._index = index
         self._garbage = garbage
-        self._pending: list[tuple[ObjectPut, Outcome]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._pending: list[Queued] = []
+        self._writer: asyncio.Task[None] | None = None  # with fsync: the writing task
+        self._scheduled = False  # a group write is due (task or loop callback)
 
     async def commit(
         self,
@@ -39,42 +42,40 @@ class Commits:
         losing side's blobs become garbage: the replaced version's, or this one's when its
         check refuses it (the check's S3Error is then raised).
 
-        The wait is shielded: a cancelled request still has its commit finished and frees
-        the right blobs."""
+        The writer settles the garbage itself, so a cancelled request still has its
+        commit finished and frees the right blobs; only its answer is dropped."""
         sealed = None if inline is None else (blob_id, inline)
-        outcome = self.put(ObjectPut(row, check, sealed))
-        try:
-            await asyncio.shield(outcome)
-        except asyncio.CancelledError:
-            outcome.add_done_callback(
-                lambda f: f.cancelled() or self._settled(blob_id, f.result, quiet=True)
-            )
-            raise
-        except S3Error:
-            pass  # refused by its check: _settled frees the new blob, then raises it
-        self._settled(blob_id, outcome.result)
-
-    def _settled(
-        self, blob_id: str, result: Callable[[], ObjectRow | None], quiet: bool = False
-    ) -> None:
-        try:
-            old = result()
-        except S3Error:
-            self._garbage.delete([blob_id])
-            if quiet:  # nobody is waiting for the answer any more
-                return
-            raise
-        if old is not None:
-            self._garbage.delete(old.blob_ids())
+        await self._queue(ObjectPut(row, check, sealed), blob_id)
 
     def put(self, put: ObjectPut) -> Outcome:
-        """Queue a put; the future resolves once its group committed (or refused it)."""
+        """Queue a put; the future resolves once its group committed (or refused it).
+        The caller frees the losing blobs."""
+        return self._queue(put, None)
+
+    def _queue(self, put: ObjectPut, blob_id: str | None) -> Outcome:
         loop = asyncio.get_running_loop()
         outcome: Outcome = loop.create_future()
-        self._pending.append((put, outcome))
-        if self._writer is None:
-            self._writer = loop.create_task(self._write_groups())
+        self._pending.append((put, outcome, blob_id))
+        if not self._scheduled:
+            self._scheduled = True
+            if self._index.fsync:  # the transaction waits for the disk: on a thread
+                self._writer = loop.create_task(self._write_groups())
+            else:  # it does not: one plain callback on the next loop turn
+                loop.call_soon(self._write_here)
         return outcome
+
+    def _write_here(self) -> None:
+        group, self._pending = self._pending, []
+        self._scheduled = False
+        try:
+            results = self._index.put_objects([p for p, _, _ in group])
+        except Exception as exc:  # the transaction itself failed: every put in it did
+            results = [exc] * len(group)
+        except BaseException:
+            for _, outcome, _ in group:
+                outcome.cancel()
+            raise
+        self._settle(group, results)
 
     async def _write_groups(self) -> None:
         try:
@@ -83,22 +84,39 @@ class Commits:
                 await self._write(group)
         finally:
             self._writer = None
-            for _, outcome in self._pending:  # only when cancelled (server shutdown)
+            self._scheduled = False
+            for _, outcome, _ in self._pending:  # only when cancelled (server shutdown)
                 outcome.cancel()
 
-    async def _write(self, group: list[tuple[ObjectPut, Outcome]]) -> None:
-        puts = [p for p, _ in group]
+    async def _write(self, group: list[Queued]) -> None:
+        puts = [p for p, _, _ in group]
         results: list[ObjectRow | None | BaseException]
         try:
             results = list(await self._index.run(self._index.put_objects, puts))
         except Exception as exc:  # the transaction itself failed: every put in it did
             results = [exc] * len(group)
         except BaseException:
-            for _, outcome in group:
+            for _, outcome, _ in group:
                 outcome.cancel()
             raise
-        for (_, outcome), result in zip(group, results, strict=True):
+        self._settle(group, results)
+
+    def _settle(
+        self, group: list[Queued], results: Sequence[ObjectRow | None | BaseException]
+    ) -> None:
+        """Free each put's losing blobs, then answer it (unless its request was cancelled)."""
+        for (_, outcome, blob_id), result in zip(group, results, strict=True):
+            if blob_id is not None:
+                self._free(blob_id, result)
+            if outcome.cancelled():
+                continue
             if isinstance(result, BaseException):
                 outcome.set_exception(result)
             else:
                 outcome.set_result(result)
+
+    def _free(self, blob_id: str, result: ObjectRow | None | BaseException) -> None:
+        if isinstance(result, S3Error):  # refused by its check: the new blob is garbage
+            self._garbage.delete([blob_id])
+        elif isinstance(result, ObjectRow):  # the replaced version's blobs are
+            self._garbage.delete(result.blob_ids())

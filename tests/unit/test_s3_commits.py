@@ -10,6 +10,7 @@ import pytest
 
 from s3sim.s3.blobs import Garbage
 from s3sim.s3.commits import Commits
+from s3sim.s3.errors import S3Error
 from s3sim.storage.index import BucketRow, Index, ObjectPut, ObjectRow
 from tests.unit.s3_env import MemStore
 
@@ -105,4 +106,71 @@ async def test_a_failed_transaction_fails_every_put_of_its_group(tmp_path):
     for o in outcomes:
         with pytest.raises(OSError):
             await o
+    idx.close()
+
+
+def stored(*blob_ids: str) -> MemStore:
+    store = MemStore()
+    for b in blob_ids:
+        store.blobs[b] = (b"abc", b"", None)  # type: ignore[assignment]
+    return store
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+async def test_a_commit_frees_the_replaced_version_blobs(tmp_path, fsync):
+    idx = Index(tmp_path / "i.db", fsync=fsync)
+    store = stored("blob0", "blob1")
+    commits = Commits(idx, Garbage(store))
+    idx.put_object(obj("k", "blob0"))
+    await commits.commit(obj("k", "blob1"), None, "blob1", None)
+    assert idx.get_object("b", "k").blob_ids() == ["blob1"]
+    assert list(store.blobs) == ["blob1"]
+    idx.close()
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+async def test_a_refused_commit_frees_its_own_blob_and_raises(tmp_path, fsync):
+    idx = Index(tmp_path / "i.db", fsync=fsync)
+    store = stored("blob0", "blob1")
+    commits = Commits(idx, Garbage(store))
+    idx.put_object(obj("k", "blob0"))
+
+    def refuse(current: ObjectRow | None) -> None:
+        raise S3Error("PreconditionFailed")
+
+    with pytest.raises(S3Error) as e:
+        await commits.commit(obj("k", "blob1"), refuse, "blob1", None)
+    assert e.value.code == "PreconditionFailed"
+    assert idx.get_object("b", "k").blob_ids() == ["blob0"]
+    assert list(store.blobs) == ["blob0"]
+    idx.close()
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+@pytest.mark.parametrize("refused", [False, True])
+async def test_a_cancelled_request_still_commits_and_frees_the_right_blob(tmp_path, fsync, refused):
+    """The request goes away while its commit waits for its group: the group still
+    commits it (or refuses it) and frees the losing blob; only the answer is dropped."""
+    idx = Index(tmp_path / "i.db", fsync=fsync)
+    store = stored("blob0", "blob1")
+    commits = Commits(idx, Garbage(store))
+    idx.put_object(obj("k", "blob0"))
+
+    def refuse(current: ObjectRow | None) -> None:
+        raise S3Error("PreconditionFailed")
+
+    task = asyncio.create_task(
+        commits.commit(obj("k", "blob1"), refuse if refused else None, "blob1", None)
+    )
+    await asyncio.sleep(0)  # queued, its group not written yet
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):  # the group is written after the cancellation
+        if len(store.blobs) == 1:
+            break
+        await asyncio.sleep(0.01)
+    winner = "blob0" if refused else "blob1"
+    assert list(store.blobs) == [winner]
+    assert idx.get_object("b", "k", fresh=True).blob_ids() == [winner]
     idx.close()
