@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from kmscore import grants as grantlib
 from kmscore.caller import Caller
 from kmscore.errors import AccessDeniedException, MalformedPolicyDocumentException
+from kmscore.frozen import frozen
 from kmscore.models import Grant, KeyRecord
 
 log = logging.getLogger(__name__)
 _CACHE_MAX = 1024
 
 
-@dataclass(frozen=True)
+@frozen
 class Request:
     """One authorization question about one key."""
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from kmscore import context as ctxenc
 from kmscore.errors import InvalidCiphertextException
+from kmscore.frozen import frozen
 
 MAGIC = b"KSB\x01"
 HEADER_LEN = 4 + 16 + 32 + 12
@@ -28,7 +28,7 @@ MIN_LEN = HEADER_LEN + TAG_LEN
 MAX_LEN = 6144  # AWS's CiphertextBlob bound
 
 
-@dataclass(frozen=True)
+@frozen
 class BlobHeader:
     key_id: str  # canonical uuid string
     material_id: str  # 64 hex chars

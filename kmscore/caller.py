@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+
+from kmscore.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Caller:
     """An authenticated principal as kmscore sees it.
 

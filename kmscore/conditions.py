@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from kmscore.errors import MalformedPolicyDocumentException
+from kmscore.frozen import frozen
 
 ContextValue = str | tuple[str, ...] | bool
 Matcher = Callable[[str, str], bool]  # (request value, policy value) -> match
@@ -115,7 +115,7 @@ def _eq(a: object, b: object) -> bool:
     return a == b
 
 
-@dataclass(frozen=True)
+@frozen
 class Operator:
     """A base operator: its matcher, whether it is the negated form, and value validation."""
 
@@ -165,7 +165,7 @@ _NULL = "null"
 _QUALIFIERS = {"forallvalues": "ForAllValues", "foranyvalue": "ForAnyValue"}
 
 
-@dataclass(frozen=True)
+@frozen
 class Condition:
     """One (operator, key) pair of a Condition block.
 

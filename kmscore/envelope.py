@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 from typing import Any
 
@@ -21,6 +21,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from kmscore.frozen import frozen
 
 MAGIC = b"S3SIMOF\x01"
 PREFIX_LEN = len(MAGIC) + 4
@@ -56,7 +58,7 @@ class PayloadError(EnvelopeError):
     failure = "payload"
 
 
-@dataclass(frozen=True)
+@frozen
 class Header:
     kind: str
     object_id: str
@@ -286,7 +288,7 @@ def derive_payload_key(data_key: bytes, header_bytes: bytes, salt: bytes) -> Pay
     return PayloadCipher(data_key, encode_prefix(header_bytes) + header_bytes, salt)
 
 
-@dataclass(frozen=True)
+@frozen
 class ChunkSpan:
     first: int  # first chunk index
     last: int  # last chunk index (inclusive)
@@ -294,7 +296,7 @@ class ChunkSpan:
     file_end: int  # file offset just after the last chunk
 
 
-@dataclass(frozen=True)
+@frozen
 class Layout:
     """Closed-form offsets of one file (FORMAT.md section 4)."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
+
+from kmscore.frozen import frozen
 
 ENABLED = "Enabled"
 DISABLED = "Disabled"
@@ -19,7 +21,7 @@ SYMMETRIC_DEFAULT = "SYMMETRIC_DEFAULT"
 ENCRYPT_DECRYPT = "ENCRYPT_DECRYPT"
 
 
-@dataclass(frozen=True)
+@frozen
 class Material:
     """One version of a key's material. `sealed` is the material under the root key."""
 
@@ -29,7 +31,7 @@ class Material:
     sealed: bytes
 
 
-@dataclass(frozen=True)
+@frozen
 class KeyRecord:
     """Everything stored about one KMS key."""
 
@@ -68,7 +70,7 @@ class KeyRecord:
         return None
 
 
-@dataclass(frozen=True)
+@frozen
 class AliasRecord:
     name: str  # "alias/x"
     account: str
@@ -82,13 +84,13 @@ class AliasRecord:
         return f"arn:aws:kms:{self.region}:{self.account}:{self.name}"
 
 
-@dataclass(frozen=True)
+@frozen
 class GrantConstraints:
     encryption_context_subset: tuple[tuple[str, str], ...] | None = None
     encryption_context_equals: tuple[tuple[str, str], ...] | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Grant:
     grant_id: str
     key_id: str
@@ -103,7 +105,7 @@ class Grant:
     name: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class KeyMetadata:
     key_id: str
     arn: str
@@ -123,7 +125,7 @@ class KeyMetadata:
     multi_region: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class DataKey:
     key_arn: str
     plaintext: bytes | None  # None for GenerateDataKeyWithoutPlaintext
@@ -131,21 +133,21 @@ class DataKey:
     key_material_id: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Decrypted:
     key_arn: str
     plaintext: bytes
     key_material_id: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Encrypted:
     key_arn: str
     ciphertext_blob: bytes
     key_material_id: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ReEncrypted:
     ciphertext_blob: bytes
     source_key_arn: str
@@ -154,7 +156,7 @@ class ReEncrypted:
     destination_key_material_id: str
 
 
-@dataclass(frozen=True)
+@frozen
 class DeletionScheduled:
     key_arn: str
     deletion_date: datetime
@@ -162,7 +164,7 @@ class DeletionScheduled:
     pending_window_days: int
 
 
-@dataclass(frozen=True)
+@frozen
 class RotationStatus:
     key_arn: str
     enabled: bool
@@ -171,7 +173,7 @@ class RotationStatus:
     on_demand_rotation_start: datetime | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Rotation:
     key_id: str
     key_material_id: str
@@ -179,7 +181,7 @@ class Rotation:
     rotation_type: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Alias:
     name: str
     arn: str
@@ -188,7 +190,7 @@ class Alias:
     last_updated: datetime | None
 
 
-@dataclass(frozen=True)
+@frozen
 class Page:
     """One page of a listing. `next_marker` is None when not truncated."""
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum
 
 from kmscore.conditions import (
@@ -34,6 +33,7 @@ from kmscore.conditions import (
     wildcard_match,
 )
 from kmscore.errors import MalformedPolicyDocumentException, ValidationException
+from kmscore.frozen import frozen
 
 MAX_POLICY_LENGTH = 32768
 VERSIONS = ("2012-10-17", "2008-10-17")
@@ -61,7 +61,7 @@ _ACTION = re.compile(r"\*|[A-Za-z0-9-]+:[A-Za-z0-9*?]+")
 _SERVICE = re.compile(r"[a-z0-9.-]+")
 
 
-@dataclass(frozen=True)
+@frozen
 class Principal:
     """wildcard: "*" or {"AWS": "*"}; aws: ARNs or account ids; services: service principals."""
 
@@ -70,7 +70,7 @@ class Principal:
     services: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Statement:
     effect: str  # "Allow" | "Deny"
     principal: Principal
@@ -82,14 +82,14 @@ class Statement:
     conditions: tuple[Condition, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class Policy:
     version: str
     statements: tuple[Statement, ...]
     id: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class AuthzRequest:
     principal_arn: str
     principal_account: str
@@ -99,7 +99,7 @@ class AuthzRequest:
     service_principal: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class PolicyResult:
     """At most one field is True. A Deny wins; `allow` wins over `allow_via_account_root`."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
+from kmscore.frozen import frozen
 
-@dataclass(frozen=True)
+
+@frozen
 class ConnectSettings:
     """The two-phase pipeline's knobs (seconds on the simulated clock)."""
 
@@ -16,7 +18,7 @@ class ConnectSettings:
     max_parallel: int = 8
 
 
-@dataclass(frozen=True)
+@frozen
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 4566

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from kmscore.caller import Caller
+from kmscore.frozen import frozen
 
 _ARN = re.compile(r"^arn:aws:(iam|sts)::(\d{12}):\S+$")
 _KEY_ID = re.compile(r"^[A-Z0-9]{16,128}$")
@@ -23,7 +23,7 @@ class IdentitiesError(ValueError):
     """identities.json is unreadable or invalid (the message says where)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Identity:
     access_key_id: str
     secret_access_key: str

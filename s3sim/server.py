@@ -14,13 +14,14 @@ import logging
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
 from kmscore.clock import SimClock
+from kmscore.frozen import frozen
 from kmscore.shared import SharedCell
 from s3sim import workers
 from s3sim.config import ServerConfig
@@ -40,7 +41,7 @@ ADAPTERS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Components:
     config: ServerConfig
     clock: SimClock

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from kmscore.caller import Caller
+from kmscore.frozen import frozen
 from s3sim.connect.errors import ResourceNotFoundException
 from s3sim.connect.instances import Instances
 from s3sim.connect.models import Contact, Recording
 from s3sim.connect.store import Store
 
 
-@dataclass(frozen=True)
+@frozen
 class ContactView:
     contact: Contact
     recordings: tuple[Recording, ...]

@@ -6,10 +6,10 @@ import base64
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from kmscore.caller import Caller
 from kmscore.clock import Clock
+from kmscore.frozen import frozen
 from s3sim.connect.access import require
 from s3sim.connect.errors import (
     InvalidParameterException,
@@ -24,7 +24,7 @@ _ALIAS = re.compile(r"^(?!d-)([\da-zA-Z]+)([-]*[\da-zA-Z])*$")
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-@dataclass(frozen=True)
+@frozen
 class NewInstance:
     identity_management_type: str
     inbound_calls: bool

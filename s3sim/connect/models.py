@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+
+from kmscore.frozen import frozen
 
 CONNECT_PRINCIPAL = "connect.amazonaws.com"
 OWNED_KEY_NAME = "connect-intermediate-store"
@@ -60,7 +61,7 @@ GRANT_OPERATIONS = ("GenerateDataKey", "Decrypt", "DescribeKey", "Encrypt", "ReE
 ROLE_ACTIONS = ("s3:PutObject", "s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation")
 
 
-@dataclass(frozen=True)
+@frozen
 class Instance:
     instance_id: str
     arn: str
@@ -74,7 +75,7 @@ class Instance:
     status: str = "ACTIVE"
 
 
-@dataclass(frozen=True)
+@frozen
 class StorageConfig:
     association_id: str
     instance_id: str
@@ -88,7 +89,7 @@ class StorageConfig:
     storage_type: str = "S3"
 
 
-@dataclass(frozen=True)
+@frozen
 class DataKeyRecord:
     """One data key of the intermediate store: wrapped under the AWS-owned key."""
 
@@ -101,7 +102,7 @@ class DataKeyRecord:
     retired: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class Item:
     """One staged recording or transcript and where it is in the pipeline."""
 
@@ -131,7 +132,7 @@ class Item:
         return f"{self.instance_id}/{self.resource_type}/{self.contact_id}.{self.ext}"
 
 
-@dataclass(frozen=True)
+@frozen
 class Contact:
     instance_id: str
     contact_id: str
@@ -140,7 +141,7 @@ class Contact:
     initiated: datetime
 
 
-@dataclass(frozen=True)
+@frozen
 class Recording:
     location: str  # <bucket>/<key>
     resource_type: str

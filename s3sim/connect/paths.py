@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from kmscore.frozen import frozen
 from s3sim.connect.models import EXTENSIONS
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -17,7 +17,7 @@ class BadStagingKey(ValueError):
     """The key in `connect-staging` does not name instance/type/contact.ext."""
 
 
-@dataclass(frozen=True)
+@frozen
 class StagingKey:
     instance_id: str
     resource_type: str

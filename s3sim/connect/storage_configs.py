@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from kmscore.caller import Caller
 from kmscore.clock import Clock
 from kmscore.errors import KMSError
+from kmscore.frozen import frozen
 from s3sim.connect import errors as E
 from s3sim.connect.access import service_role, via_connect
 from s3sim.connect.instances import Instances, page
@@ -30,7 +31,7 @@ from s3sim.connect.store import Store
 from s3sim.s3.errors import S3Error
 
 
-@dataclass(frozen=True)
+@frozen
 class S3ConfigInput:
     """A StorageConfig as the caller sent it (already out of its wire shape)."""
 

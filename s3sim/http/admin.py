@@ -6,15 +6,16 @@ import asyncio
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from aiohttp import web
 
 from kmscore.clock import SimClock
+from kmscore.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class AdminState:
     clock: SimClock
     region: str

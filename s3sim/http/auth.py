@@ -11,12 +11,12 @@ import hashlib
 import os
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from kmscore.caller import Caller
 from kmscore.clock import Clock
+from kmscore.frozen import frozen
 from s3sim.http import sigv2, sigv4, sigv4_keys
 from s3sim.http.errors import HttpError, protocol_of
 from s3sim.http.payload import STREAMING_MODES, is_sha256_hex
@@ -26,7 +26,7 @@ BODY_LIMIT = 1024 * 1024
 MAX_SKEW = timedelta(minutes=15)
 
 
-@dataclass(frozen=True)
+@frozen
 class RequestAuth:
     """Who sent a request and how it was signed."""
 

@@ -11,9 +11,9 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from urllib.parse import unquote
 
+from kmscore.frozen import frozen
 from s3sim.http.sigv4 import MalformedQueryAuth, SignatureMismatch, parse_query
 
 # Query parameters that are part of the resource that is signed (S3's list).
@@ -27,7 +27,7 @@ SUBRESOURCES = frozenset(
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class PresignedV2:
     access_key: str
     signature: str

@@ -13,12 +13,12 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from urllib.parse import quote, unquote
 
+from kmscore.frozen import frozen
 from s3sim.http.sigv4_keys import sign
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -59,7 +59,7 @@ class SignatureMismatch(SigV4Error):
     problem = "bad_signature"
 
 
-@dataclass(frozen=True)
+@frozen
 class Scope:
     """The credential scope: <key>/<yyyymmdd>/<region>/<service>/aws4_request."""
 
@@ -83,7 +83,7 @@ class Scope:
         return Scope(parts[0], parts[1], parts[2], parts[3])
 
 
-@dataclass(frozen=True)
+@frozen
 class SignedInfo:
     """What a request claims: from the Authorization header or a presigned query."""
 
@@ -360,7 +360,7 @@ def string_to_sign(amz_date: str, scope: Scope, canonical: str) -> str:
 # -- verification ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class ReceivedRequest:
     """A request as received, in the terms SigV4 needs."""
 
@@ -414,7 +414,7 @@ def chunk_signature(
     return sign(key, text)
 
 
-@dataclass(frozen=True)
+@frozen
 class StreamSigning:
     """What a streaming body's chunk signatures chain from (the seed is the request's)."""
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import ssl
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,13 +18,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from kmscore.frozen import frozen
+
 CA_DAYS = 3650
 SERVER_DAYS = 825
 DNS_NAMES = ("localhost", "*.localhost")
 IP_NAMES = ("127.0.0.1", "::1")
 
 
-@dataclass(frozen=True)
+@frozen
 class TlsFiles:
     ca_cert: Path
     ca_key: Path

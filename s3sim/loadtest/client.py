@@ -11,8 +11,8 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from kmscore.frozen import frozen
 from s3sim.loadtest.rawhttp import ConnectionFailed, HttpConnection, RequestTimeout, Response
 from s3sim.loadtest.signing import (
     EMPTY_SHA256,
@@ -38,7 +38,7 @@ class RequestFailed(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
+@frozen
 class Credentials:
     access_key: str = DEFAULT_ACCESS_KEY
     secret_key: str = DEFAULT_SECRET_KEY

@@ -8,9 +8,9 @@ import random
 import ssl
 import sys
 import time
-from dataclasses import dataclass
 from typing import Protocol, TextIO
 
+from kmscore.frozen import frozen
 from s3sim.loadtest.body import BodyPool
 from s3sim.loadtest.client import AwsClient, Credentials
 from s3sim.loadtest.ingest import IngestWorkload
@@ -29,7 +29,7 @@ class Workload(Protocol):
     async def op(self, client: AwsClient, rng: random.Random, rec: Recorder) -> None: ...
 
 
-@dataclass(frozen=True)
+@frozen
 class RunConfig:
     endpoint: str = "http://127.0.0.1:4566"
     creds: Credentials = Credentials()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import bisect
 import random
 import re
-from dataclasses import dataclass
+
+from kmscore.frozen import frozen
 
 _UNITS = {
     "": 1,
@@ -38,7 +39,7 @@ def format_size(n: int) -> str:
     return f"{n}B"
 
 
-@dataclass(frozen=True)
+@frozen
 class SizeDist:
     """Object sizes with integer weights; `pick` draws one."""
 

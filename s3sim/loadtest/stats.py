@@ -12,6 +12,8 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
+from kmscore.frozen import frozen
+
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
@@ -23,7 +25,7 @@ class Series:
     in_total: bool = True
 
 
-@dataclass(frozen=True)
+@frozen
 class OpSummary:
     name: str
     ops: int
@@ -45,7 +47,7 @@ class OpSummary:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class Summary:
     elapsed_s: float
     ops: tuple[OpSummary, ...]

@@ -11,8 +11,8 @@ import json
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from kmscore.frozen import frozen
 from s3sim.loadtest.body import BodyPool
 from s3sim.loadtest.client import (
     AwsClient,
@@ -34,7 +34,7 @@ class SetupError(Exception):
     """The workload could not be prepared (endpoint down, bucket not creatable, ...)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class WorkloadConfig:
     name: str = "put"
     bucket: str = "s3sim-loadtest"

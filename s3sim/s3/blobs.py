@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
+from kmscore.frozen import frozen
 from s3sim.s3.errors import S3Error
 
 
-@dataclass(frozen=True)
+@frozen
 class BlobHeader:
     """What a blob's header binds; rebuilt from the index when the blob is read."""
 
@@ -25,7 +26,7 @@ class BlobHeader:
     context: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class Written:
     blob_id: str
     size: int

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
+
+from kmscore.frozen import frozen
 
 # The standard headers S3 stores with an object and returns on GET/HEAD.
 STANDARD_HEADERS = (
@@ -17,7 +19,7 @@ STANDARD_HEADERS = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class BucketInfo:
     name: str
     account: str
@@ -27,7 +29,7 @@ class BucketInfo:
     encryption: EncryptionRule | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class EncryptionRule:
     """A bucket's default encryption (PutBucketEncryption)."""
 
@@ -36,7 +38,7 @@ class EncryptionRule:
     bucket_key_enabled: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class CustomerKey:
     """SSE-C key material from request headers; never stored."""
 
@@ -45,7 +47,7 @@ class CustomerKey:
     key_md5: str  # base64, as sent
 
 
-@dataclass(frozen=True)
+@frozen
 class SseRequest:
     """What a write asks for. algorithm None means: the bucket default (or AES256)."""
 
@@ -57,7 +59,7 @@ class SseRequest:
     customer: CustomerKey | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class SseRecord:
     """How one stored object (or upload) is encrypted; lives in the metadata index."""
 
@@ -72,7 +74,7 @@ class SseRecord:
     ssec_key_md5: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Segment:
     """One encrypted blob of an object (a single PUT has one, a multipart object N)."""
 
@@ -81,7 +83,7 @@ class Segment:
     part_number: int = 0  # multipart: the number the part was uploaded as (bound in its header)
 
 
-@dataclass(frozen=True)
+@frozen
 class ObjectInfo:
     bucket: str
     key: str
@@ -100,7 +102,7 @@ class ObjectInfo:
     checksum_type: str | None = None  # FULL_OBJECT | COMPOSITE
 
 
-@dataclass(frozen=True)
+@frozen
 class PutResult:
     etag: str
     size: int
@@ -110,7 +112,7 @@ class PutResult:
     checksum_type: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Conditions:
     if_match: str | None = None
     if_none_match: str | None = None
@@ -118,7 +120,7 @@ class Conditions:
     if_unmodified_since: datetime | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class GetResult:
     info: ObjectInfo
     body: AsyncIterator[bytes] | bytes  # bytes: a small object read whole (whole_max)
@@ -127,7 +129,7 @@ class GetResult:
     partial: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class ChecksumRequest:
     """Checksums the client sent. `trailer` is read after the body is consumed."""
 
@@ -137,7 +139,7 @@ class ChecksumRequest:
     content_md5: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class ListEntry:
     key: str
     size: int
@@ -147,7 +149,7 @@ class ListEntry:
     checksum_algorithm: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class ListPage:
     entries: tuple[ListEntry, ...]
     common_prefixes: tuple[str, ...]
@@ -156,7 +158,7 @@ class ListPage:
     key_count: int
 
 
-@dataclass(frozen=True)
+@frozen
 class UploadInfo:
     upload_id: str
     bucket: str
@@ -172,7 +174,7 @@ class UploadInfo:
     checksum_type: str | None = None  # COMPOSITE (default) | FULL_OBJECT
 
 
-@dataclass(frozen=True)
+@frozen
 class PartInfo:
     upload_id: str
     part_number: int
@@ -183,7 +185,7 @@ class PartInfo:
     checksums: Mapping[str, str]
 
 
-@dataclass(frozen=True)
+@frozen
 class DeleteResult:
     key: str
     error: str | None = None  # an S3 error code

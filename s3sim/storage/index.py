@@ -20,10 +20,10 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from kmscore.frozen import frozen
 from kmscore.shared import Generation, SharedCell
 from s3sim.storage.inline import PREFIX, is_inline
 from s3sim.storage.sqlitedb import Database
@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS inline_files (
 """
 
 
-@dataclass(frozen=True)
+@frozen
 class BucketRow:
     name: str
     account: str
@@ -71,7 +71,7 @@ class BucketRow:
     encryption: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class ObjectRow:
     bucket: str
     key: str
@@ -87,7 +87,7 @@ class ObjectRow:
         return [s[0] for s in json.loads(self.segments)]
 
 
-@dataclass(frozen=True)
+@frozen
 class UploadRow:
     upload_id: str
     bucket: str
@@ -97,7 +97,7 @@ class UploadRow:
     meta: str
 
 
-@dataclass(frozen=True)
+@frozen
 class PartRow:
     upload_id: str
     part_number: int
@@ -108,7 +108,7 @@ class PartRow:
     meta: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ObjectPut:
     """One `Index.put_object`: the new row, the check to run on the current one (may raise
     to refuse), and the new version's inline blob (blob id, sealed file)."""

@@ -23,11 +23,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from kmscore import envelope as env
+from kmscore.frozen import frozen
 from s3sim.storage import inline
 from s3sim.storage.blobstore import BlobStore, BlobWriter
 from s3sim.storage.checksums import MultiHasher
@@ -55,7 +56,7 @@ SMALL_OUT = 256 << 10  # sealed output up to this size gets its own exact-size b
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@frozen
 class ObjectHeader:
     """What a file's header binds, as the index knows it (salt and chunk size are added
     by the writer). Also the expected header given to open_object."""
@@ -75,7 +76,7 @@ class ObjectHeader:
 ExpectedHeader = ObjectHeader
 
 
-@dataclass(frozen=True)
+@frozen
 class WrittenObject:
     blob_id: str
     size: int  # plaintext bytes

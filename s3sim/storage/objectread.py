@@ -23,10 +23,10 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from kmscore import envelope as env
+from kmscore.frozen import frozen
 from s3sim.storage.blobstore import BlobStore
 from s3sim.storage.errors import CorruptObject
 from s3sim.storage.readjobs import job as _job
@@ -68,7 +68,7 @@ class VerifiedLeads:
             self._entries[(lead, data_key)] = value
 
 
-@dataclass(frozen=True)
+@frozen
 class Want:
     """What the caller (the trusted index) expects of a file."""
 
@@ -79,7 +79,7 @@ class Want:
     leads: VerifiedLeads | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class _Verified:
     """A file whose header, commitment and size were checked against the index."""
 
