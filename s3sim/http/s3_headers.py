@@ -26,6 +26,11 @@ SSE = "x-amz-server-side-encryption"
 SSEC = "x-amz-server-side-encryption-customer-"
 COPY_SSEC = "x-amz-copy-source-server-side-encryption-customer-"
 ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
+_CHECKSUM_HEADERS = tuple((a, f"x-amz-checksum-{a.lower()}") for a in ALGORITHMS)
+# (stored name, request header) of each standard header, in STANDARD_HEADERS order
+_STORED_FROM = tuple(
+    (n, "x-amz-" + n if n == "website-redirect-location" else n) for n in STANDARD_HEADERS
+)
 
 
 _BAD_CONTEXT = (
@@ -151,8 +156,8 @@ def parse_checksum(
 ) -> ChecksumRequest:
     alg = (h.get("x-amz-sdk-checksum-algorithm") or "").upper() or None
     value = None
-    for a in ALGORITHMS:
-        v = h.get(f"x-amz-checksum-{a.lower()}")
+    for a, name in _CHECKSUM_HEADERS:
+        v = h.get(name)
         if v is not None:
             alg, value = a, v
     trailer_name = (h.get("x-amz-trailer") or "").strip().lower()
@@ -173,13 +178,13 @@ def user_metadata(h: Mapping[str, str]) -> dict[str, str]:
 
 def standard_headers(h: Mapping[str, str]) -> dict[str, str]:
     """The standard headers to store with an object (`aws-chunked` is framing, not content)."""
-    out = {}
-    for name in STANDARD_HEADERS:
-        v = h.get(name) if name != "website-redirect-location" else h.get("x-amz-" + name)
-        if name == "content-encoding":
-            v = content_encoding_without_chunked(v)
-        if v is not None:
-            out[name] = v
+    out = {n: v for n, header in _STORED_FROM if (v := h.get(header)) is not None}
+    if "content-encoding" in out:
+        encoding = content_encoding_without_chunked(out["content-encoding"])
+        if encoding is None:
+            del out["content-encoding"]
+        else:
+            out["content-encoding"] = encoding
     return out
 
 
