@@ -144,6 +144,27 @@ def format_amz_date(when: datetime) -> str:
 
 def parse_authorization(value: str, amz_date: str | None) -> SignedInfo:
     """Parse `AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`."""
+    head, sep, signature = value.rpartition(", Signature=")
+    if sep and signature.isalnum():  # the usual layout: what precedes is parsed once
+        fields = _claim(head)
+    else:
+        fields = _fields(value)
+        signature = fields["Signature"]
+    if not amz_date:
+        raise MissingDate("AWS authentication requires a valid Date or x-amz-date header")
+    parse_amz_date(amz_date)
+    scope = Scope.parse(fields["Credential"])
+    _check_scope_date(scope, amz_date, MalformedAuth)
+    return SignedInfo(False, scope, amz_date, _signed_headers(fields["SignedHeaders"]), signature)
+
+
+@lru_cache(maxsize=256)  # one client signs request after request with the same claim
+def _claim(head: str) -> dict[str, str]:
+    """The fields of an Authorization value without its trailing `, Signature=...`."""
+    return _fields(head + ", Signature=-")
+
+
+def _fields(value: str) -> dict[str, str]:
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise MalformedAuth(f"Unsupported authorization type {algorithm!r}")
@@ -155,14 +176,7 @@ def parse_authorization(value: str, amz_date: str | None) -> SignedInfo:
     missing = [n for n in ("Credential", "SignedHeaders", "Signature") if n not in fields]
     if missing:
         raise MalformedAuth(f"Authorization header requires '{missing[0]}' parameter")
-    if not amz_date:
-        raise MissingDate("AWS authentication requires a valid Date or x-amz-date header")
-    parse_amz_date(amz_date)
-    scope = Scope.parse(fields["Credential"])
-    _check_scope_date(scope, amz_date, MalformedAuth)
-    return SignedInfo(
-        False, scope, amz_date, _signed_headers(fields["SignedHeaders"]), fields["Signature"]
-    )
+    return fields
 
 
 def parse_presigned(query: Mapping[str, str]) -> SignedInfo:
@@ -216,6 +230,7 @@ def _check_scope_date(scope: Scope, amz_date: str, error: type[SigV4Error]) -> N
 
 
 @lru_cache(maxsize=256)  # a client signs the same header list request after request
+@lru_cache(maxsize=256)
 def _signed_headers(text: str) -> tuple[str, ...]:
     names = tuple(h.strip().lower() for h in text.split(";") if h.strip())
     if not names:
