@@ -237,6 +237,11 @@ def nonce(index: int, final: bool) -> bytes:
     return index.to_bytes(11, "big") + (b"\x01" if final else b"\x00")
 
 
+# one immutable algorithm object for every file's HKDF (a fresh one per file costs more
+# than the derivation itself when the caches are cold: docs/PERFORMANCE.md, session 9)
+_SHA256 = hashes.SHA256()
+
+
 class PayloadCipher:
     """Keys of one file: derived from the data key and the exact header block bytes."""
 
@@ -244,7 +249,7 @@ class PayloadCipher:
         if len(data_key) != KEY_LEN:
             raise CommitmentError("data key must be 32 bytes")
         digest = hashlib.sha256(header_block).digest()
-        okm = HKDF(hashes.SHA256(), 2 * KEY_LEN, salt, HKDF_INFO + digest).derive(data_key)
+        okm = HKDF(_SHA256, 2 * KEY_LEN, salt, HKDF_INFO + digest).derive(data_key)
         self._aead = AESGCM(okm[:KEY_LEN])
         self.commitment = okm[KEY_LEN:]
 
