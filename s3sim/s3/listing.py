@@ -6,8 +6,6 @@ starts with it), so a page costs O(page) index lookups whatever the bucket size.
 
 from __future__ import annotations
 
-import json
-
 from s3sim.s3.models import ListEntry, ListPage
 from s3sim.storage.index import Index, ObjectRow, prefix_upper
 
@@ -16,9 +14,9 @@ _SMALL = 8
 
 
 def _entry(row: ObjectRow) -> ListEntry:
-    from s3sim.s3.codec import dt
+    from s3sim.s3.codec import dt, meta_of
 
-    ck = json.loads(row.meta).get("ck") or {}
+    ck = meta_of(row.meta).get("ck") or {}
     alg = next(iter(ck), None)
     return ListEntry(row.key, row.size, row.etag, dt(row.last_modified), row.owner_account, alg)
 

@@ -1,6 +1,6 @@
 """The S3 metadata index: SQLite (WAL), the commit point of every write.
 
-Rows are plain values; `meta` columns are opaque text owned by the caller (the S3
+Rows are plain values; `meta` columns are opaque (text or bytes) owned by the caller (the S3
 layer). A key points to one immutable object version (its blob ids live in
 `segments`, a JSON list); an overwrite replaces the row in one transaction and the
 caller deletes the replaced blob files after the commit. Blob files no row references
@@ -81,7 +81,7 @@ class ObjectRow:
     last_modified: float
     owner_account: str
     segments: str  # JSON list of [blob_id, size]
-    meta: str
+    meta: str | bytes  # the S3 layer's (s3sim/s3/codec.py)
 
     def blob_ids(self) -> list[str]:
         return [s[0] for s in json.loads(self.segments)]
@@ -94,7 +94,7 @@ class UploadRow:
     key: str
     initiated: float
     owner_account: str
-    meta: str
+    meta: str | bytes  # the S3 layer's (s3sim/s3/codec.py)
 
 
 @frozen
@@ -105,7 +105,7 @@ class PartRow:
     size: int
     etag: str
     last_modified: float
-    meta: str
+    meta: str | bytes  # the S3 layer's (s3sim/s3/codec.py)
 
 
 @frozen
