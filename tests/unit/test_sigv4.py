@@ -181,6 +181,52 @@ def test_client_presign_matches_botocore():
     assert ours == theirs.url
 
 
+CLAIM = f"Credential={AK}/20260102/us-east-1/s3/aws4_request"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"AWS4-HMAC-SHA256 {CLAIM}, SignedHeaders=host;x-amz-date, Signature=ab12",  # usual
+        f"AWS4-HMAC-SHA256 {CLAIM},SignedHeaders=host;x-amz-date,Signature=ab12",
+        f"AWS4-HMAC-SHA256 Signature=ab12, {CLAIM}, SignedHeaders=host;x-amz-date",
+        f"  AWS4-HMAC-SHA256 {CLAIM}, SignedHeaders=x-amz-date;Host, Signature=ab12 ",
+    ],
+)
+def test_every_layout_parses_alike(value):
+    """The usual layout (signature last) takes the cached path; the others the parser."""
+    for _ in range(2):  # the second time from the cache
+        info = sigv4.parse_authorization(value, AMZ_DATE)
+        assert info.signature == "ab12" and info.amz_date == AMZ_DATE
+        assert info.scope == sigv4.Scope(AK, "20260102", "us-east-1", "s3")
+        assert sorted(info.signed_headers) == ["host", "x-amz-date"]
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "match"),
+    [
+        (
+            "AWS4-HMAC-SHA384 Credential=x, SignedHeaders=host, Signature=ab",
+            sigv4.MalformedAuth,
+            "Unsupported",
+        ),
+        ("AWS4-HMAC-SHA256 SignedHeaders=host, Signature=ab", sigv4.MalformedAuth, "'Credential'"),
+        (f"AWS4-HMAC-SHA256 {CLAIM}, Signature=ab", sigv4.MalformedAuth, "'SignedHeaders'"),
+        (f"AWS4-HMAC-SHA256 {CLAIM}, SignedHeaders=host", sigv4.MalformedAuth, "'Signature'"),
+        (
+            "AWS4-HMAC-SHA256 Credential=a/b, SignedHeaders=host, Signature=ab",
+            sigv4.MalformedAuth,
+            "X-Amz-Credential",
+        ),
+        (f"AWS4-HMAC-SHA256 {CLAIM}, SignedHeaders= , Signature=ab", sigv4.MalformedAuth, "empty"),
+    ],
+)
+def test_a_malformed_claim_fails_alike_every_time(value, error, match):
+    for _ in range(2):  # failures are not cached
+        with pytest.raises(error, match=match):
+            sigv4.parse_authorization(value, AMZ_DATE)
+
+
 def test_parse_errors():
     with pytest.raises(sigv4.MalformedAuth):
         sigv4.parse_authorization("AWS4-HMAC-SHA256 Credential=a/b", AMZ_DATE)
