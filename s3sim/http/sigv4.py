@@ -341,24 +341,20 @@ def canonical_headers(names: Iterable[str], headers: Iterable[tuple[str, str]]) 
 
 
 def _signed_values(names: Iterable[str], headers: Iterable[tuple[str, str]]) -> dict:
-    """{signed name: [its values as received]}, one pass over the request's headers."""
-    wanted: dict[str, list[str]] = {n: [] for n in names}
+    """{signed name: its canonical value (trimmed, repeats joined with ','), or None when
+    the request lacks it}, in one pass over the request's headers."""
+    wanted: dict[str, str | None] = dict.fromkeys(names)
     for name, value in headers:
-        values = wanted.get(name.lower())
-        if values is not None:
-            values.append(value)
+        name = name.lower()
+        if name in wanted:
+            value = " ".join(value.split())
+            seen = wanted[name]
+            wanted[name] = value if seen is None else f"{seen},{value}"
     return wanted
 
 
-def _header_block(wanted: dict[str, list[str]]) -> str:
-    lines = []
-    for n in sorted(wanted):
-        values = wanted[n]
-        if len(values) == 1:  # the usual case, without a generator per header
-            lines.append(f"{n}:{' '.join(values[0].split())}\n")
-        else:
-            lines.append(f"{n}:{','.join(' '.join(v.split()) for v in values)}\n")
-    return "".join(lines)
+def _header_block(wanted: dict[str, str | None]) -> str:
+    return "".join([f"{n}:{wanted[n]}\n" for n in sorted(wanted)])
 
 
 def canonical_request(
@@ -388,7 +384,7 @@ class ReceivedRequest:
 def verify(info: SignedInfo, key: bytes, req: ReceivedRequest, payload_hash: str) -> str:
     """Check the signature; return it (the seed for streaming chunks) or raise."""
     wanted = _signed_values(info.signed_headers, req.headers)
-    missing = [h for h, values in wanted.items() if not values]
+    missing = [h for h, value in wanted.items() if value is None]
     if "host" not in wanted or missing:
         raise SignatureMismatch(
             "There were headers present in the request which were not signed"
