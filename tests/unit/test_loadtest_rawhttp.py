@@ -119,6 +119,49 @@ async def test_timeout_and_refused():
         await HttpConnection(Endpoint.parse("http://127.0.0.1:1")).request("GET", "/", {})
 
 
+async def delayed(delays: list[float]):
+    """A server answering its n-th request after delays[n] seconds (200, empty body)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for delay in delays:
+            await reader.readuntil(b"\r\n\r\n")
+            await asyncio.sleep(delay)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, Endpoint.parse(f"http://127.0.0.1:{port}")
+
+
+async def test_a_request_times_out_within_a_watchdog_tick_of_its_deadline():
+    server, ep = await delayed([5.0])
+    async with server:
+        conn = HttpConnection(ep, timeout_s=0.4)  # the watchdog ticks every 0.1 s
+        t0 = asyncio.get_running_loop().time()
+        with pytest.raises(RequestTimeout):
+            await conn.request("GET", "/", {})
+        elapsed = asyncio.get_running_loop().time() - t0
+        assert 0.4 <= elapsed < 0.4 + 0.1 + 0.15
+        conn.close()
+
+
+async def test_answers_inside_the_timeout_survive_the_watchdog_which_stops_when_idle():
+    """Each request gets its own deadline: three answers of 0.25 s each under a 0.4 s
+    timeout all arrive (1.75 ticks each), though the connection was busy 0.75 s."""
+    server, ep = await delayed([0.25, 0.25, 0.25])
+    async with server:
+        conn = HttpConnection(ep, timeout_s=0.4)
+        for _ in range(3):
+            assert (await conn.request("GET", "/", {})).status == 200
+        assert conn._watch is not None  # armed while requests come
+        await asyncio.sleep(0.25)  # idle for two ticks
+        assert conn._watch is None
+        conn.close()
+
+
 async def test_garbage_reply_is_a_connection_failure():
     server, ep, _ = await canned([[b"SSH-2.0-nope\r\n\r\n"]])
     async with server:
