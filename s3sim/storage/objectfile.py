@@ -256,7 +256,8 @@ async def write_object(
     `md5=False`: no MD5 at all (md5_hex None), for objects whose ETag is not one.
     `inline_max`: a body of at most this many bytes is sealed in memory, on the loop, and
     returned as `WrittenObject.inline` with an inline blob id; no file is written (the
-    caller stores it, docs/FORMAT.md section 8)."""
+    caller stores it, docs/FORMAT.md section 8). 0: never, not even an empty body (the
+    caller has nowhere to keep the bytes)."""
     full = env.Header(
         header.kind,
         header.object_id,
@@ -309,7 +310,7 @@ async def write_object(
                 pos, i = pos + k, i + k
         if pending is not None:
             await pending
-        if fill is None and lent is None and pos <= inline_max:  # no file, no disk
+        if inline_max and fill is None and lent is None and pos <= inline_max:  # no file
             sealed = sealer.seal_inline(_joined(small))
             return _written(sealer, full, inline.new_id(store.rng), sealed)
         # A small body is sealed, written and renamed in this one job; a full last batch

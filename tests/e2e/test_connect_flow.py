@@ -314,6 +314,16 @@ def test_connect_api_access(server, clients):
     assert inst["Id"] not in [i["Id"] for i in other.list_instances()["InstanceSummaryList"]]
 
 
+def test_an_empty_recording_is_delivered_empty(server, clients):
+    connect, s3, kms = clients
+    inst, bucket, _, _ = configured_instance(connect, s3, kms, prefix="empty")
+    contact = str(uuid.uuid4())
+    s3.put_object(Bucket="connect-staging", Key=staging_key(inst["Id"], contact), Body=b"")
+    rec = delivered(server, connect, inst["Id"], contact)
+    key = rec["Location"].split("/", 1)[1]
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b""
+
+
 def test_recordings_written_into_spare_files_come_out_byte_for_byte(server, clients):
     """Without fsync a delivered recording's staged file is reused by the next blob
     (s3sim/storage/spares.py): shrinking and growing sizes, each delivered before the

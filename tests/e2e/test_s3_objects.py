@@ -162,6 +162,22 @@ def test_multipart_upload_file_and_errors(s3, bucket, tmp_path):
     assert err(e) == ("NoSuchUpload", 404)
 
 
+def test_an_empty_last_part_completes_and_reads_back(s3, bucket):
+    """S3 sets no minimum on the last part: an upload of one empty part is an empty
+    object (the part's blob was once taken for an inline one, and the GET failed)."""
+    uid = s3.create_multipart_upload(Bucket=bucket, Key="empty-mp")["UploadId"]
+    p1 = s3.upload_part(Bucket=bucket, Key="empty-mp", UploadId=uid, PartNumber=1, Body=b"")
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="empty-mp",
+        UploadId=uid,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1["ETag"]}]},
+    )
+    assert done["ETag"].endswith('-1"')
+    got = s3.get_object(Bucket=bucket, Key="empty-mp")
+    assert got["ContentLength"] == 0 and got["Body"].read() == b""
+
+
 def test_copy_object(s3, bucket):
     s3.put_object(Bucket=bucket, Key="src", Body=b"copy me", Metadata={"m": "1"})
     s3.copy_object(Bucket=bucket, Key="dst", CopySource={"Bucket": bucket, "Key": "src"})

@@ -255,13 +255,14 @@ def test_read_small_refuses_what_is_not_small(store):
         of.read_small(store, "0" * 32, KEY, HDR, INLINE_PLAIN_MAX + 1)
 
 
-async def test_inline_write_is_the_file_it_would_have_written(store):
-    data = os.urandom(3 * CS + 10)
+@pytest.mark.parametrize("n", [0, 1, CS - 1, CS, CS + 1, 3 * CS + 10])  # one chunk, several
+async def test_inline_write_is_the_file_it_would_have_written(store, n):
+    data = os.urandom(n)
     as_file = await write(store, data)
     same_salt = store.rng  # the seeded rng: rewind it so the inline write draws the same salt
     store.rng = make_store(store.root.parent / "again").rng
     before = files(store)
-    w = await write(store, data, inline_max=len(data))
+    w = await write(store, data, inline_max=len(data) or 1)  # 0 would mean never
     assert files(store) == before  # no file, not even a temporary one left behind
     store.rng = same_salt
     assert w.blob_id.startswith("i") and len(w.blob_id) == 33
@@ -274,6 +275,14 @@ async def test_inline_max_is_a_bound(store):
     data = os.urandom(100)
     w = await write(store, data, inline_max=99)
     assert w.inline is None and store.path(w.blob_id).exists()
+
+
+async def test_no_inline_max_means_a_file_even_for_an_empty_body(store):
+    """Multipart parts and staged recordings ask for no inline blob: their callers have
+    nowhere to keep one (an empty part once came back inline and its object failed)."""
+    w = await write(store, b"")
+    assert w.inline is None and store.path(w.blob_id).exists()
+    assert await read_all(store, w.blob_id) == b""
 
 
 @pytest.mark.parametrize("pos", [0, 11, 40, -20, -1])  # magic, length, header, payload, tag
