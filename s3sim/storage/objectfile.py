@@ -206,6 +206,8 @@ class _Sealer:
             self.hasher.update(view)
             self.size += len(view)
             self.closed = True
+            if len(view) < self.cs:  # one final chunk (a whole chunk is followed by an empty one)
+                return self.lead + self.cipher.seal_chunk(self.index, view, True)
             return b"".join((self.lead, self._seal_into(view, True)))
 
     def _seal_into(self, view: memoryview, final: bool) -> memoryview:
