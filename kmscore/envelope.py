@@ -38,6 +38,7 @@ MIN_CHUNK, MAX_CHUNK = 4096, 4 << 20
 DEFAULT_CHUNK_SIZE = 64 << 10
 HKDF_INFO = b"s3sim object file v1"
 _FIELDS = ("suite", "kind", "object_id", "key_arn", "wrapped_key", "context", "salt", "chunk_size")
+_STANDARD = frozenset(_FIELDS)
 
 
 class EnvelopeError(Exception):
@@ -114,7 +115,7 @@ def _check_fields(h: Header) -> None:
     cs = h.chunk_size
     if type(cs) is not int or not MIN_CHUNK <= cs <= MAX_CHUNK or cs & (cs - 1):
         raise HeaderError(f"invalid chunk size {cs!r}")
-    if set(h.extra) & set(_FIELDS):
+    if h.extra and not _STANDARD.isdisjoint(h.extra):
         raise HeaderError("extension fields may not shadow standard fields")
 
 
