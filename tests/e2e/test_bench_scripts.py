@@ -1,5 +1,6 @@
-"""Smoke tests of scripts/bench_pipeline.py, bench_list.py and ingest_legs.py: each runs against a
-real server with tiny parameters and prints its table; verdicts follow the figures."""
+"""Smoke tests of scripts/bench_pipeline.py, bench_list.py, ingest_legs.py and opcount.py:
+each runs against a real server with tiny parameters and prints its table; verdicts follow
+the figures."""
 
 import asyncio
 import subprocess
@@ -125,3 +126,27 @@ def test_bench_pipeline_hands_server_args_to_the_server():
     done = _run("bench_pipeline.py", "--modes", "no-fsync", "--server-arg=--no-such-flag")
     assert done.returncode == 1 and "no-fsync: not started" in done.stdout
     assert "unrecognized arguments: --no-such-flag" in done.stdout
+
+
+def test_opcount_counts_the_server_work_per_request():
+    """A tiny traced run: a positive count per request, and the S3 PUT handler among the
+    functions that ran it (the load generator's own code is not counted)."""
+    done = _run("opcount.py", "--count", "20", "--warmup", "5", "--top", "400")
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, *rows = done.stdout.splitlines()
+    assert first.startswith("opcodes per request: ") and first.endswith("(20 requests)")
+    assert int(first.split(": ")[1].split()[0].replace(",", "")) > 1000
+    names = [r.split(maxsplit=1)[1] for r in rows]
+    assert "s3_objects.py:ObjectApi.put" in names
+    assert not any(n.startswith(("runner.py:", "rawhttp.py:")) for n in names)
+
+
+def test_opcount_counts_only_the_traced_requests():
+    """Twice the requests, about twice the opcodes: the warm-up is not counted."""
+    totals = []
+    for count in ("10", "20"):
+        done = _run("opcount.py", "--count", count, "--warmup", "5", "--top", "0")
+        assert done.returncode == 0, done.stderr[-2000:]
+        per_request = float(done.stdout.split(": ")[1].split()[0].replace(",", ""))
+        totals.append(per_request * int(count))
+    assert 1.6 < totals[1] / totals[0] < 2.4
