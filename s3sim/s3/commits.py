@@ -69,12 +69,8 @@ class Commits:
         self._scheduled = False
         try:
             results = self._index.put_objects([p for p, _, _ in group])
-        except Exception as exc:  # the transaction itself failed: every put in it did
-            results = [exc] * len(group)
-        except BaseException:
-            for _, outcome, _ in group:
-                outcome.cancel()
-            raise
+        except BaseException as exc:
+            results = self._failed(group, exc)
         self._settle(group, results)
 
     async def _write_groups(self) -> None:
@@ -93,13 +89,19 @@ class Commits:
         results: list[ObjectRow | None | BaseException]
         try:
             results = list(await self._index.run(self._index.put_objects, puts))
-        except Exception as exc:  # the transaction itself failed: every put in it did
-            results = [exc] * len(group)
-        except BaseException:
+        except BaseException as exc:
+            results = self._failed(group, exc)
+        self._settle(group, results)
+
+    @staticmethod
+    def _failed(group: list[Queued], exc: BaseException) -> list[BaseException]:
+        """A group whose transaction raised: every put in it failed with that error; a
+        cancellation (or exit) cancels every outcome and goes on."""
+        if not isinstance(exc, Exception):
             for _, outcome, _ in group:
                 outcome.cancel()
-            raise
-        self._settle(group, results)
+            raise exc
+        return [exc] * len(group)
 
     def _settle(
         self, group: list[Queued], results: Sequence[ObjectRow | None | BaseException]

@@ -109,19 +109,23 @@ async def test_a_failed_transaction_fails_every_put_of_its_group(tmp_path):
     idx.close()
 
 
-def stored(*blob_ids: str) -> MemStore:
+def replacing(tmp_path, fsync: bool) -> tuple[Index, MemStore, Commits]:
+    """Key k committed as blob0; blob1, its would-be replacement, written (both stored)."""
+    idx = Index(tmp_path / "i.db", fsync=fsync)
     store = MemStore()
-    for b in blob_ids:
+    for b in ("blob0", "blob1"):
         store.blobs[b] = (b"abc", b"", None)  # type: ignore[assignment]
-    return store
+    idx.put_object(obj("k", "blob0"))
+    return idx, store, Commits(idx, Garbage(store))
+
+
+def refuse(current: ObjectRow | None) -> None:
+    raise S3Error("PreconditionFailed")
 
 
 @pytest.mark.parametrize("fsync", [False, True])
 async def test_a_commit_frees_the_replaced_version_blobs(tmp_path, fsync):
-    idx = Index(tmp_path / "i.db", fsync=fsync)
-    store = stored("blob0", "blob1")
-    commits = Commits(idx, Garbage(store))
-    idx.put_object(obj("k", "blob0"))
+    idx, store, commits = replacing(tmp_path, fsync)
     await commits.commit(obj("k", "blob1"), None, "blob1", None)
     assert idx.get_object("b", "k").blob_ids() == ["blob1"]
     assert list(store.blobs) == ["blob1"]
@@ -130,14 +134,7 @@ async def test_a_commit_frees_the_replaced_version_blobs(tmp_path, fsync):
 
 @pytest.mark.parametrize("fsync", [False, True])
 async def test_a_refused_commit_frees_its_own_blob_and_raises(tmp_path, fsync):
-    idx = Index(tmp_path / "i.db", fsync=fsync)
-    store = stored("blob0", "blob1")
-    commits = Commits(idx, Garbage(store))
-    idx.put_object(obj("k", "blob0"))
-
-    def refuse(current: ObjectRow | None) -> None:
-        raise S3Error("PreconditionFailed")
-
+    idx, store, commits = replacing(tmp_path, fsync)
     with pytest.raises(S3Error) as e:
         await commits.commit(obj("k", "blob1"), refuse, "blob1", None)
     assert e.value.code == "PreconditionFailed"
@@ -151,14 +148,7 @@ async def test_a_refused_commit_frees_its_own_blob_and_raises(tmp_path, fsync):
 async def test_a_cancelled_request_still_commits_and_frees_the_right_blob(tmp_path, fsync, refused):
     """The request goes away while its commit waits for its group: the group still
     commits it (or refuses it) and frees the losing blob; only the answer is dropped."""
-    idx = Index(tmp_path / "i.db", fsync=fsync)
-    store = stored("blob0", "blob1")
-    commits = Commits(idx, Garbage(store))
-    idx.put_object(obj("k", "blob0"))
-
-    def refuse(current: ObjectRow | None) -> None:
-        raise S3Error("PreconditionFailed")
-
+    idx, store, commits = replacing(tmp_path, fsync)
     task = asyncio.create_task(
         commits.commit(obj("k", "blob1"), refuse if refused else None, "blob1", None)
     )
