@@ -158,13 +158,16 @@ def parse_authorization(value: str, amz_date: str | None) -> SignedInfo:
     return SignedInfo(False, scope, amz_date, _signed_headers(fields["SignedHeaders"]), signature)
 
 
+_REQUIRED = ("Credential", "SignedHeaders", "Signature")
+
+
 @lru_cache(maxsize=256)  # one client signs request after request with the same claim
 def _claim(head: str) -> dict[str, str]:
     """The fields of an Authorization value without its trailing `, Signature=...`."""
-    return _fields(head + ", Signature=-")
+    return _fields(head, _REQUIRED[:2])
 
 
-def _fields(value: str) -> dict[str, str]:
+def _fields(value: str, required: tuple[str, ...] = _REQUIRED) -> dict[str, str]:
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise MalformedAuth(f"Unsupported authorization type {algorithm!r}")
@@ -173,7 +176,7 @@ def _fields(value: str) -> dict[str, str]:
         name, eq, val = part.strip().partition("=")
         if eq:
             fields[name] = val.strip()
-    missing = [n for n in ("Credential", "SignedHeaders", "Signature") if n not in fields]
+    missing = [n for n in required if n not in fields]
     if missing:
         raise MalformedAuth(f"Authorization header requires '{missing[0]}' parameter")
     return fields
