@@ -2,7 +2,9 @@
 
 The algorithm (canonical request, string to sign, key derivation) is the shared one; what
 this adds is speed: the signing key is derived once per (date, region, service) instead of
-on every request, and callers hand in the path and query already canonical. That makes a
+on every request, callers hand in the path and query already canonical, and the headers
+(one value per lower-case name) are canonicalised without the shared collector of
+repeated headers (tests compare every signature with botocore's). That makes a
 request cost ~7 µs to sign instead of ~28 µs with `sigv4.sign_headers`, a fifth of the
 client's CPU per small request.
 """
@@ -16,7 +18,6 @@ from s3sim.http.sigv4 import (
     EMPTY_SHA256,
     UNSIGNED_PAYLOAD,
     Scope,
-    canonical_headers,
     canonical_request,
     string_to_sign,
 )
@@ -67,7 +68,9 @@ class Signer:
         (lower-case names, including host, x-amz-date and x-amz-content-sha256 for S3);
         `canonical_path` is already URI-encoded and `query` already canonical."""
         names = sorted(headers)
-        block = canonical_headers(names, headers.items())
+        # one value per (lower-case) name: the canonical block without the general
+        # collection of repeated headers that sigv4.canonical_headers does
+        block = "".join([f"{n}:{' '.join(headers[n].split())}\n" for n in names])
         creq = canonical_request(method, canonical_path, query, block, names, payload_hash)
         scope, key = self._scope_and_key(amz_date[:8])
         signature = sign(key, string_to_sign(amz_date, scope, creq))

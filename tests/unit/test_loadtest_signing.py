@@ -6,6 +6,7 @@ from unittest import mock
 import botocore.auth
 import botocore.awsrequest
 import botocore.credentials
+import pytest
 
 from s3sim.loadtest.client import error_code, error_message, sse_headers
 from s3sim.loadtest.rawhttp import Response
@@ -28,9 +29,15 @@ def botocore_auth(method, url, headers, payload_hash, service, body=b""):
     return req.headers["Authorization"]
 
 
-def test_s3_put_matches_botocore():
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-amz-server-side-encryption": "aws:kms"},
+        {"x-amz-meta-note": "  two  spaces\tand a tab ", "content-type": "text/plain"},
+    ],
+)
+def test_s3_put_matches_botocore(headers):
     path = "/bucket/dir/k ey+1.txt"
-    headers = {"x-amz-server-side-encryption": "aws:kms"}
     ours = Signer(AK, SK, "us-east-1", "s3").authorization(
         "PUT",
         uri_encode_path(path),
