@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import HttpVersion11, web
@@ -18,6 +19,9 @@ from aiohttp import HttpVersion11, web
 from s3sim.http import admin
 from s3sim.http.auth import Authenticator, bucket_from_host, guess_service, new_request_id
 from s3sim.http.errors import HttpError, render
+
+if TYPE_CHECKING:
+    from yarl import URL
 
 ServiceHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ADMIN_PREFIX = "/_s3sim/"
@@ -69,6 +73,30 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 AdminRoute = web.RouteDef
 
 
+class EveryPath(web.Resource):
+    """The catch-all resource every AWS request resolves to: any path matches, with no
+    regex run and no match dict unquoted per request (`/{tail:.*}` did both)."""
+
+    @property
+    def canonical(self) -> str:
+        return "/"
+
+    def add_prefix(self, prefix: str) -> None:
+        raise NotImplementedError("the catch-all resource takes no prefix")
+
+    def _match(self, path: str) -> dict[str, str]:
+        return {}
+
+    def raw_match(self, path: str) -> bool:
+        return path == "/"
+
+    def get_info(self) -> dict[str, str]:
+        return {"path": "/"}
+
+    def url_for(self, **parts: str) -> URL:
+        raise NotImplementedError("the catch-all resource has no URL of its own")
+
+
 async def expect_handler(request: web.Request) -> None:
     """Answer `Expect: 100-continue` with 100 Continue; ignore any other expectation, as
     S3 does (aiohttp's default refuses it with 417)."""
@@ -99,5 +127,7 @@ def make_app(
             raise ValueError(f"simulator routes live under {ADMIN_PREFIX}: {route.path}")
     app.router.add_routes(routes)
     admin.register_fallback(app)
-    app.router.add_route("*", "/{tail:.*}", aws, expect_handler=expect_handler)
+    every = EveryPath()
+    app.router.register_resource(every)
+    every.add_route("*", aws, expect_handler=expect_handler)
     return app
