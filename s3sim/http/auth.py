@@ -129,9 +129,7 @@ class Authenticator:
                 else await self._body_hash(request)
             )
             key = self._keys.get(identity.secret_access_key, info.scope)
-            received = sigv4.ReceivedRequest(
-                request.method, raw_path, raw_query, tuple(headers.items())
-            )
+            received = sigv4.ReceivedRequest(request.method, raw_path, raw_query, headers)
             seed = sigv4.verify(info, key, received, payload_hash)
         except sigv4.SigV4Error as e:
             raise HttpError(e.problem, e.message or None, service, e.details) from None

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 from kmscore.frozen import frozen
@@ -30,6 +31,16 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 MAX_PRESIGN_EXPIRES = 7 * 24 * 3600
 UNRESERVED = "-_.~"
+
+
+class MultiHeaders(Protocol):
+    """A case-insensitive multidict (aiohttp's request headers)."""
+
+    def getall(self, key: str, default: Sequence[str]) -> Sequence[str]: ...
+
+
+# a request's headers: (name, value) pairs, or a case-insensitive multidict
+ReceivedHeaders = Iterable[tuple[str, str]] | MultiHeaders
 
 
 class SigV4Error(Exception):
@@ -343,9 +354,15 @@ def canonical_headers(names: Iterable[str], headers: Iterable[tuple[str, str]]) 
     return _header_block(_signed_values(names, headers))
 
 
-def _signed_values(names: Iterable[str], headers: Iterable[tuple[str, str]]) -> dict:
+def _signed_values(names: Iterable[str], headers: ReceivedHeaders) -> dict:
     """{signed name: its canonical value (trimmed, repeats joined with ','), or None when
-    the request lacks it}, in one pass over the request's headers."""
+    the request lacks it}: from a case-insensitive multidict, a lookup per signed name;
+    from (name, value) pairs, one pass over them."""
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return {
+            n: " ".join(v[0].split()) if len(v := getall(n, ())) == 1 else _joined(v) for n in names
+        }
     wanted: dict[str, str | None] = dict.fromkeys(names)
     for name, value in headers:
         name = name.lower()
@@ -354,6 +371,11 @@ def _signed_values(names: Iterable[str], headers: Iterable[tuple[str, str]]) -> 
             seen = wanted[name]
             wanted[name] = value if seen is None else f"{seen},{value}"
     return wanted
+
+
+def _joined(values: Sequence[str]) -> str | None:
+    """Repeated headers' canonical value; None for none."""
+    return ",".join([" ".join(v.split()) for v in values]) if values else None
 
 
 def _header_block(wanted: dict[str, str | None]) -> str:
@@ -381,7 +403,7 @@ class ReceivedRequest:
     method: str
     raw_path: str
     raw_query: str
-    headers: tuple[tuple[str, str], ...]
+    headers: ReceivedHeaders
 
 
 def verify(info: SignedInfo, key: bytes, req: ReceivedRequest, payload_hash: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -10,7 +11,7 @@ import botocore.auth
 import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from s3sim.http import sigv2, sigv4, sigv4_keys
 
@@ -373,3 +374,16 @@ def test_hmac_key_is_hmac_sha256_under_the_same_bytes(key_len):
     assert sigv4_keys.sign(fast, "text") == sigv4_keys.sign(key, "text")
     scope = sigv4.Scope.parse("AK/20260102/us-east-1/s3/aws4_request")
     assert type(sigv4_keys.SigningKeys().get(SK, scope)) is sigv4_keys.HmacKey  # signs fast
+
+
+def test_signed_values_from_a_multidict_equal_those_from_pairs():
+    """The server hands verify aiohttp's headers (a lookup per signed name); clients and
+    tests hand it pairs (one pass): same values, same missing names."""
+    rng = random.Random(5)
+    pool = ["Host", "host", "X-Amz-Date", "x-amz-meta-a", "Content-Type", "Range", "other"]
+    values = ["a", "  a  b ", "", "x\ty", "1,2"]
+    for _ in range(3000):
+        pairs = [(rng.choice(pool), rng.choice(values)) for _ in range(rng.randint(0, 8))]
+        names = sorted({n.lower() for n in rng.sample(pool, rng.randint(1, 4))})
+        multi = CIMultiDictProxy(CIMultiDict(pairs))
+        assert sigv4._signed_values(names, multi) == sigv4._signed_values(names, pairs)
